@@ -1,0 +1,53 @@
+"""Validated names: rooms, tenants, room patterns.
+
+Rooms and tenants end up inside Redis key names and hash tags, so their
+alphabets exclude `{`, `}`, whitespace and `*`; tenants also exclude `/`,
+which separates tenant from room in every key (see `keys.py`), so two
+tenants can never build the same key.
+"""
+
+from __future__ import annotations
+
+import re
+from fnmatch import fnmatchcase
+from typing import Annotated
+
+from pydantic import StringConstraints
+
+ROOM_RE = r"^[A-Za-z0-9_\-.:@/=+#]{1,200}$"
+TENANT_RE = r"^[A-Za-z0-9_\-.:@]{1,64}$"
+DEFAULT_TENANT = "default"
+
+RoomName = Annotated[str, StringConstraints(pattern=ROOM_RE)]
+TenantName = Annotated[str, StringConstraints(pattern=TENANT_RE)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+OffsetStr = Annotated[str, StringConstraints(pattern=r"^\d{1,20}-\d{1,20}$")]
+
+_room = re.compile(ROOM_RE)
+_tenant = re.compile(TENANT_RE)
+
+
+def is_room(name: str) -> bool:
+    return bool(_room.match(name))
+
+
+def is_tenant(name: str) -> bool:
+    return bool(_tenant.match(name))
+
+
+def room_matches(room: str, patterns: list[str] | tuple[str, ...]) -> bool:
+    """True when `room` matches one of the token's room patterns.
+
+    `*` matches any run of characters (including `:` and `/`); nothing else is
+    special, so a `[` or `?` in a pattern means itself.
+    """
+    for pattern in patterns:
+        if pattern == "*" or pattern == room:
+            return True
+        if "*" in pattern and fnmatchcase(room, _escape_all_but_star(pattern)):
+            return True
+    return False
+
+
+def _escape_all_but_star(pattern: str) -> str:
+    return "".join("[" + ch + "]" if ch in "?[]" else ch for ch in pattern)
