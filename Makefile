@@ -1,0 +1,39 @@
+# Developer entry points. Everything runs from the project venv in .venv.
+#
+#   make venv   create .venv and install goldwire with test extras (re-installs
+#               only when pyproject.toml is newer than .venv/.installed)
+#   make run    goldwire up: Redis (if needed) and every service, until Ctrl-C
+#   make test   pytest; pass extra arguments with PYTEST_ARGS='-k token -x'
+#   make lint   ruff check
+#
+# PYTEST_RC=FILE makes `make test` write pytest's own exit code to FILE, since
+# make itself reports every failure as 2 (.ci/run needs to tell 5 apart).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+PYTEST_RC ?=
+
+.PHONY: venv run test lint
+
+venv: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -e '.[test]'
+	touch $(STAMP)
+
+run: venv
+	$(VENV)/bin/goldwire up
+
+test: venv
+	@rc=0; $(PY) -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
+	if [ -n "$(PYTEST_RC)" ]; then echo $$rc > "$(PYTEST_RC)"; fi; \
+	exit $$rc
+
+lint: venv
+	$(VENV)/bin/ruff check .

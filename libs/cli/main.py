@@ -1,0 +1,99 @@
+"""The `goldwire` command line: argument parsing and dispatch only.
+
+Each subcommand is a function `(args, environ, out) -> exit code` so tests can
+pass their own environment and capture output without touching os.environ.
+Service subcommands import their service lazily: `goldwire token` must work
+even when a service package is broken or not written yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import TextIO
+
+from goldwire.cli.tokens import DEFAULT_TTL, mint_token
+
+Handler = Callable[[argparse.Namespace, Mapping[str, str], TextIO], int]
+
+
+def _cmd_gateway(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
+    try:
+        from goldwire.gateway.server import run
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("goldwire.gateway", "goldwire.gateway.server"):
+            raise
+        print(f"goldwire gateway: {exc.name} is not available", file=sys.stderr)
+        return 1
+    run()  # reads its settings from the process environment
+    return 0
+
+
+def _cmd_token(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
+    secret = args.secret or environ.get("JWT_SECRET") or ""
+    if not secret:
+        print("goldwire token: pass --secret or set JWT_SECRET", file=sys.stderr)
+        return 2
+    if args.ttl <= 0:
+        print("goldwire token: --ttl must be a positive number of seconds", file=sys.stderr)
+        return 2
+    token = mint_token(
+        secret,
+        args.user,
+        name=args.name,
+        tenant=args.tenant,
+        rooms=args.rooms,
+        publish=args.publish,
+        ttl=args.ttl,
+        audience=environ.get("JWT_AUDIENCE") or None,
+        issuer=environ.get("JWT_ISSUER") or None,
+    )
+    print(token, file=out)
+    return 0
+
+
+def _cmd_up(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
+    from goldwire.cli.up import run_up
+
+    return run_up(environ, out=out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser; each subparser stores its handler as `handler`."""
+    parser = argparse.ArgumentParser(
+        prog="goldwire", description="Goldwire real-time server: run services, mint dev tokens."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gateway = sub.add_parser(
+        "gateway", help="run one gateway process configured from the environment"
+    )
+    gateway.set_defaults(handler=_cmd_gateway)
+
+    token = sub.add_parser("token", help="mint an HS256 development JWT and print it")
+    token.add_argument("--user", required=True, help="user id (the `sub` claim)")
+    token.add_argument("--name", help="display name")
+    token.add_argument("--tenant", help="tenant id (omitted when not given)")
+    token.add_argument("--rooms", default="", help="comma-separated room patterns to join")
+    token.add_argument("--publish", default="", help="comma-separated room patterns to publish")
+    token.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="lifetime in seconds")
+    token.add_argument("--secret", help="HS256 secret (default: env JWT_SECRET)")
+    token.set_defaults(handler=_cmd_token)
+
+    up = sub.add_parser("up", help="run Redis (if needed) and every service locally until Ctrl-C")
+    up.set_defaults(handler=_cmd_up)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Entry point of the `goldwire` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    env = dict(os.environ) if environ is None else environ
+    return handler(args, env, out if out is not None else sys.stdout)

@@ -1,0 +1,55 @@
+"""The gateway's HTTP face (FastAPI): publish API, health, readiness, metrics.
+
+The node is created in `lifespan` and handed to request handlers and to the
+WebSocket transport through the lifespan state, never through a global.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from goldwire.gateway.node import GatewayNode
+from goldwire.gateway.publish_api import router as publish_router
+from goldwire.gateway.settings import GatewaySettings
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, GatewayNode]]:
+        node = GatewayNode(settings)
+        await node.start()
+        try:
+            yield {"node": node}
+        finally:
+            await node.stop()
+
+    app = FastAPI(title="Goldwire gateway", version="1", lifespan=lifespan)
+    app.include_router(publish_router)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        node: GatewayNode = request.state.node
+        checks = {"pubsub": node.broker.connected}
+        try:
+            await node.broker.redis.ping()
+            checks["redis"] = True
+        except Exception:
+            checks["redis"] = False
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> PlainTextResponse:
+        node: GatewayNode = request.state.node
+        return PlainTextResponse(node.metrics.render(),
+                                 media_type="text/plain; version=0.0.4")
+
+    return app

@@ -1,0 +1,206 @@
+"""The gateway's Redis: the publish path, history reads, and the node's pub/sub feed.
+
+The node subscribes only to the channels of the rooms, users and tenants it
+holds locally. `subscribe` returns once Redis has confirmed the subscription,
+which is what makes join-with-recovery gap-free: anything published after
+the confirmation arrives live, anything before is in the history read that
+follows it.
+
+When the pub/sub connection drops (Redis restarted, network cut), the reader
+reconnects with backoff, resubscribes every channel, and calls `on_reconnect`
+so the rooms can fetch what was published during the gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from goldwire.gateway import scripts
+from goldwire.gateway.settings import GatewaySettings
+from goldwire.protocol.keys import Keys
+
+log = logging.getLogger("goldwire.gateway.broker")
+
+NETWORK_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class PubSubTarget(Protocol):
+    def on_pubsub(self, data: bytes) -> None: ...
+
+
+class RoomHistory:
+    """What `read_room` found: the latest offset and, when provable, the entries after `since`."""
+
+    __slots__ = ("entries", "latest", "recovered")
+
+    def __init__(self, latest: bytes, recovered: bool, entries: list[tuple[bytes, bytes]]):
+        self.latest = latest
+        self.recovered = recovered
+        self.entries = entries  # (offset, frame) in order
+
+
+class RedisBroker:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        keys: Keys,
+        on_reconnect: Callable[[], Awaitable[None]],
+        on_disconnect: Callable[[], None],
+    ) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.redis = Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+        )
+        # The pub/sub connection blocks on reads for as long as the node lives.
+        self._sub_redis = Redis.from_url(
+            settings.redis_url, socket_timeout=None, socket_connect_timeout=5, socket_keepalive=True
+        )
+        self._pubsub: Any = None
+        self._targets: dict[bytes, PubSubTarget] = {}
+        self._confirmations: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._on_reconnect = on_reconnect
+        self._on_disconnect = on_disconnect
+        self._publish_room = self.redis.register_script(scripts.PUBLISH_ROOM)
+        self._read_room = self.redis.register_script(scripts.READ_ROOM)
+        self.connected = False
+
+    # --- lifecycle -----------------------------------------------------------
+    async def start(self, first_channel: bytes, target: PubSubTarget) -> None:
+        self._targets[first_channel] = target
+        self._pubsub = self._sub_redis.pubsub(ignore_subscribe_messages=False)
+        await self._pubsub.subscribe(first_channel)
+        self.connected = True
+        self._reader = asyncio.create_task(self._read_loop(), name="pubsub-reader")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+        await self._sub_redis.aclose()
+        await self.redis.aclose()
+
+    # --- subscriptions -----------------------------------------------------------
+    async def subscribe(self, channel: bytes, target: PubSubTarget) -> None:
+        """Subscribe and wait for Redis's confirmation."""
+        self._targets[channel] = target
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirmations.setdefault(channel, []).append(fut)
+        try:
+            await self._pubsub.subscribe(channel)
+            await asyncio.wait_for(asyncio.shield(fut), timeout=5)
+        except BaseException:
+            waiting = self._confirmations.get(channel)
+            if waiting and fut in waiting:
+                waiting.remove(fut)
+            raise
+
+    async def unsubscribe(self, channel: bytes) -> None:
+        self._targets.pop(channel, None)
+        try:
+            await self._pubsub.unsubscribe(channel)
+        except NETWORK_ERRORS:
+            pass  # the resubscription after reconnect skips it
+
+    def _dispatch(self, msg: dict[str, Any]) -> None:
+        kind = msg["type"]
+        channel = msg["channel"]
+        if kind == b"message" or kind == "message":
+            target = self._targets.get(channel)
+            if target is not None:
+                target.on_pubsub(msg["data"])
+        elif kind in ("subscribe", b"subscribe"):
+            for fut in self._confirmations.pop(channel, ()):
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def _read_loop(self) -> None:
+        delay = 0.05
+        while True:
+            if not self.connected:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                await self._resubscribe()
+                continue
+            try:
+                msg = await self._pubsub.get_message(timeout=None)
+            except NETWORK_ERRORS as exc:
+                self.connected = False
+                log.warning("pub/sub connection lost (%s); reconnecting", exc)
+                self._on_disconnect()
+                continue
+            delay = 0.05
+            if msg is None:
+                continue
+            try:
+                self._dispatch(msg)
+            except Exception:  # a bug in one target must not stop the node's feed
+                log.exception("pub/sub dispatch failed")
+
+    async def _resubscribe(self) -> None:
+        try:
+            await self._pubsub.aclose()
+        except Exception:
+            pass
+        self._pubsub = self._sub_redis.pubsub(ignore_subscribe_messages=False)
+        try:
+            await self._pubsub.subscribe(*self._targets)
+        except NETWORK_ERRORS:
+            return  # the read loop retries with backoff
+        self.connected = True
+        asyncio.create_task(self._on_reconnect(), name="pubsub-catch-up")
+
+    # --- room messages -------------------------------------------------------------
+    async def publish_room(
+        self, tenant: str, room: str, head: bytes, tail: bytes, idempotency_key: str | None
+    ) -> tuple[str, bool]:
+        """Append + publish one room message atomically; returns (offset, was_duplicate)."""
+        keys = self.keys
+        meta = keys.room_meta(tenant, room)
+        idem = keys.room_idempotency(tenant, room, idempotency_key) if idempotency_key else meta
+        window = str(self.settings.idempotency_window * 1000) if idempotency_key else "0"
+        offset, dup = await self._publish_room(
+            keys=[keys.history(tenant, room), meta, idem],
+            args=[
+                keys.room_channel(tenant, room),
+                head,
+                tail,
+                self.settings.history_size,
+                self.settings.history_ttl * 1000,
+                window,
+            ],
+        )
+        return offset.decode(), bool(dup)
+
+    async def read_room(self, tenant: str, room: str, since: str | None) -> RoomHistory:
+        """Latest offset and, for `since`, the provable entries after it."""
+        res = await self._read_room(
+            keys=[self.keys.history(tenant, room), self.keys.room_meta(tenant, room)],
+            args=[since or ""],
+        )
+        latest, recovered = res[0], bool(res[1])
+        entries = []
+        if recovered:
+            for offset, fields in res[2]:
+                f = dict(zip(fields[::2], fields[1::2], strict=True))
+                entries.append((offset, scripts.build_frame(f[b"h"], offset, f[b"t"])))
+        return RoomHistory(latest, recovered, entries)
+
+    async def publish(self, channel: str, payload: bytes) -> int:
+        return int(await self.redis.publish(channel, payload))
+
+    async def ping_latency(self) -> float:
+        start = time.perf_counter()
+        await self.redis.ping()
+        return time.perf_counter() - start

@@ -1,0 +1,178 @@
+"""One client's session on this gateway: its state, its limits, its command queue.
+
+Frames are rate-limited and parsed as they arrive; commands then run one at
+a time, in order, on a task that exists only while there is work (an idle
+connection costs no task). Before `connect`, anything but a `connect` closes
+the socket with 4000; after it, a bad frame gets a `bad_request` error and the
+connection stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from goldwire.gateway.auth import AuthError, Principal
+from goldwire.gateway.limits import TokenBucket
+from goldwire.protocol.codes import CloseCode, ErrorCode
+from goldwire.protocol.commands import Connect, parse_command
+from goldwire.protocol.errors import BadFrame
+from goldwire.protocol.messages import error
+
+if TYPE_CHECKING:
+    from goldwire.gateway.node import GatewayNode
+    from goldwire.gateway.rooms import LocalRoom
+    from goldwire.gateway.transport import WebSocketTransport
+
+log = logging.getLogger("goldwire.gateway.connection")
+
+
+class ConnState(Enum):
+    AWAITING_CONNECT = "awaiting_connect"
+    READY = "ready"
+    CLOSED = "closed"
+
+
+class CommandError(Exception):
+    """A command that fails with an `error` reply; the connection stays open."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Connection:
+    __slots__ = (
+        "_auth_timer", "_flood_count", "_flood_window", "_inbox", "_worker", "bucket",
+        "header_auth", "id", "meta", "node", "principal", "rooms", "seq", "session_id",
+        "state", "status", "transport",
+    )
+
+    def __init__(self, node: GatewayNode, transport: WebSocketTransport,
+                 authorization: str | None) -> None:
+        self.node = node
+        self.transport = transport
+        self.id = node.new_connection_id()
+        self.state = ConnState.AWAITING_CONNECT
+        self.principal: Principal | None = None
+        self.header_auth = authorization  # `Authorization: Bearer` of the upgrade request
+        self.rooms: dict[str, LocalRoom] = {}
+        self.session_id: str | None = None
+        self.status = "online"
+        self.meta: dict[str, Any] | None = None
+        self.seq = 0
+        settings = node.settings
+        loop = asyncio.get_running_loop()
+        self.bucket = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst,
+                                  loop.time())
+        self._flood_window = 0.0
+        self._flood_count = 0
+        self._inbox: deque[Any] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._auth_timer: asyncio.TimerHandle | None = loop.call_later(
+            settings.auth_timeout, self._auth_timed_out)
+        node.metrics.connections_opened += 1
+
+    # --- inbound -------------------------------------------------------------------
+    def on_message(self, data: bytes, binary: bool = False) -> None:
+        node = self.node
+        node.metrics.messages_in += 1
+        if self.state is ConnState.CLOSED:
+            return
+        now = self.now()
+        if not self.bucket.allow(now):
+            self._rate_limited(now)
+            return
+        try:
+            if binary:
+                raise BadFrame("binary frames are not part of the protocol; send JSON text")
+            command = parse_command(data)
+        except BadFrame as exc:
+            node.metrics.bad_frames += 1
+            if self.state is ConnState.AWAITING_CONNECT:
+                self.close(CloseCode.PROTOCOL_VIOLATION, _reason(exc.message))
+            else:
+                self.send(error(exc.code, exc.message, exc.ref))
+            return
+        if self.state is ConnState.AWAITING_CONNECT and not isinstance(command, Connect):
+            self.close(CloseCode.PROTOCOL_VIOLATION, "the first frame must be connect")
+            return
+        if self._inbox is None:
+            self._inbox = deque()
+        self._inbox.append(command)
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    def _rate_limited(self, now: float) -> None:
+        metrics = self.node.metrics
+        metrics.rate_limited += 1
+        if now - self._flood_window > 1.0:
+            self._flood_window, self._flood_count = now, 0
+        self._flood_count += 1
+        if self._flood_count >= self.node.settings.flood_strikes:
+            self.close(CloseCode.RATE_LIMITED, "flood")
+        else:
+            self.send(error(ErrorCode.RATE_LIMITED, "too many messages; slow down"))
+
+    async def _work(self) -> None:
+        from goldwire.gateway.handlers import run_command
+
+        try:
+            while self._inbox and self.state is not ConnState.CLOSED:
+                await run_command(self.node, self, self._inbox.popleft())
+        finally:
+            self._worker = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def authenticated(self, principal: Principal) -> None:
+        self.principal = principal
+        self.state = ConnState.READY
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
+
+    def _auth_timed_out(self) -> None:
+        self._auth_timer = None
+        if self.state is ConnState.AWAITING_CONNECT:
+            self.close(CloseCode.UNAUTHORIZED, "auth timeout")
+
+    def on_closed(self) -> None:
+        """The socket is gone: leave everything, report the disconnect."""
+        if self.state is ConnState.CLOSED:
+            return
+        was_ready = self.state is ConnState.READY
+        self.state = ConnState.CLOSED
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+        if self._worker is not None:
+            self._worker.cancel()
+        self.node.metrics.connections_closed += 1
+        self.node.detach(self, was_ready)
+
+    # --- outbound ------------------------------------------------------------------------
+    def send(self, payload: bytes) -> None:
+        self.transport.send(payload)
+
+    def close(self, code: int, reason: str = "") -> None:
+        self.transport.close(code, reason)
+
+    def fail_auth(self, exc: AuthError) -> None:
+        self.close(CloseCode.UNAUTHORIZED, _reason(str(exc)))
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state is ConnState.READY and self.transport.is_open()
+
+    @staticmethod
+    def now() -> float:
+        return asyncio.get_running_loop().time()
+
+
+def _reason(text: str) -> str:
+    """Close reasons must fit in a control frame (123 bytes)."""
+    data = text.encode()[:120]
+    return data.decode(errors="ignore")

@@ -1,0 +1,219 @@
+"""One handler per command type; `run_command` turns failures into replies.
+
+Handlers return the reply's `data` (sent as a `system_message` with the
+command's `ref`) or raise `CommandError`; join-like handlers write their own
+reply so that the replay can follow it with no await in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from goldwire.gateway.auth import AuthError, Principal
+from goldwire.gateway.authz import Action, AuthzUnavailable
+from goldwire.gateway.connection import CommandError, Connection, ConnState
+from goldwire.gateway.node import GatewayNode
+from goldwire.gateway.rooms import PendingJoin
+from goldwire.protocol.codes import CloseCode, ErrorCode
+from goldwire.protocol.commands import (
+    Connect, Join, Leave, Ping, Prefs, Publish, Send, Session, Status,
+)
+from goldwire.protocol.messages import error, reply
+
+log = logging.getLogger("goldwire.gateway.handlers")
+
+MAX_STATUS_META_BYTES = 1024
+MAX_SESSION_STATE_BYTES = 16384
+
+Handler = Callable[[GatewayNode, Connection, Any], Awaitable[dict[str, Any] | None]]
+
+
+async def run_command(node: GatewayNode, conn: Connection, command: Any) -> None:
+    handler = HANDLERS[type(command)]
+    try:
+        data = await handler(node, conn, command)
+    except CommandError as exc:
+        conn.send(error(exc.code, exc.message, command.ref))
+        return
+    except AuthError as exc:
+        conn.fail_auth(exc)
+        return
+    except AuthzUnavailable as exc:
+        conn.send(error(ErrorCode.UNAVAILABLE, f"authorization service: {exc}", command.ref))
+        return
+    except (RedisError, OSError, asyncio.TimeoutError):
+        log.warning("redis unavailable during %s", type(command).__name__, exc_info=True)
+        conn.send(error(ErrorCode.UNAVAILABLE, "storage unavailable; retry", command.ref))
+        return
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("command %s failed", type(command).__name__)
+        conn.send(error(ErrorCode.INTERNAL, "internal error", command.ref))
+        return
+    if data is not None:
+        conn.send(reply(command.ref, data))
+
+
+def _principal_for(node: GatewayNode, conn: Connection, command: Connect) -> Principal:
+    if command.token:
+        return node.verifier.verify(command.token)
+    if conn.header_auth:
+        scheme, _, token = conn.header_auth.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError("Authorization header must be 'Bearer <token>'")
+        return node.verifier.verify(token.strip())
+    raise AuthError("missing token")
+
+
+async def handle_connect(node: GatewayNode, conn: Connection, command: Connect) -> None:
+    if conn.state is ConnState.READY:
+        raise CommandError(ErrorCode.BAD_REQUEST, "already connected")
+    principal = _principal_for(node, conn, command)
+    conn.authenticated(principal)
+    try:
+        await node.attach(conn)
+    except (RedisError, OSError, asyncio.TimeoutError):
+        log.warning("connect failed: redis unavailable", exc_info=True)
+        conn.close(CloseCode.INTERNAL_ERROR, "storage unavailable; reconnect")
+        return None
+    # Sessions that survive reconnects come with the sessions service; until
+    # then every connection starts a new one.
+    conn.session_id = secrets.token_urlsafe(16)
+    joins: list[PendingJoin] = []
+    results: list[dict[str, Any]] = []
+    for wanted in command.rooms:
+        try:
+            pending = await _prepare_join(node, conn, wanted.room, wanted.since)
+        except CommandError as exc:
+            results.append({"room": wanted.room,
+                            "error": {"code": str(exc.code), "message": exc.message}})
+            continue
+        joins.append(pending)
+        results.append(pending.result())
+    if not conn.is_ready:
+        for pending in joins:
+            node.rooms.abandon(pending)
+        return None
+    conn.send(reply(command.ref, {
+        "conn_id": conn.id,
+        "session_id": conn.session_id,
+        "session": {"id": conn.session_id, "resumed": False, "rooms": [], "state": {}},
+        "user": principal.public(),
+        "node": node.node_id,
+        "heartbeat": node.settings.websocket_heartbeat_interval,
+        "rooms": results,
+    }))
+    for pending in joins:
+        _finish_join(node, conn, pending)
+    return None
+
+
+async def _prepare_join(node: GatewayNode, conn: Connection, room: str,
+                        since: str | None) -> PendingJoin:
+    principal = conn.principal
+    assert principal is not None
+    if room in conn.rooms:
+        raise CommandError(ErrorCode.CONFLICT, f"already in room {room!r}")
+    if len(conn.rooms) >= node.settings.max_rooms_per_connection:
+        raise CommandError(ErrorCode.TOO_LARGE,
+                           f"room limit reached ({node.settings.max_rooms_per_connection})")
+    if not await node.authorizer.allowed(principal, room, Action.JOIN):
+        raise CommandError(ErrorCode.FORBIDDEN, f"not allowed to join room {room!r}")
+    try:
+        pending = await node.rooms.prepare_join(conn, principal.tenant, room, since)
+    except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        raise CommandError(ErrorCode.UNAVAILABLE, "storage unavailable; retry") from exc
+    conn.rooms[room] = pending.room
+    return pending
+
+
+def _finish_join(node: GatewayNode, conn: Connection, pending: PendingJoin) -> None:
+    if node.rooms.complete_join(pending):
+        node.outbox.event("join", conn, room=pending.room.name,
+                          offset=pending.history.latest.decode())
+    else:
+        conn.rooms.pop(pending.room.name, None)
+
+
+async def handle_join(node: GatewayNode, conn: Connection, command: Join) -> None:
+    pending = await _prepare_join(node, conn, command.room, command.since)
+    if not conn.is_ready:
+        node.rooms.abandon(pending)
+        return None
+    conn.send(reply(command.ref, pending.result()))
+    _finish_join(node, conn, pending)
+    return None
+
+
+async def handle_leave(node: GatewayNode, conn: Connection, command: Leave) -> dict[str, Any]:
+    room = conn.rooms.pop(command.room, None)
+    if room is None:
+        raise CommandError(ErrorCode.NOT_FOUND, f"not in room {command.room!r}")
+    node.rooms.leave(conn, room)
+    node.outbox.event("leave", conn, room=command.room)
+    return {"room": command.room}
+
+
+async def handle_publish(node: GatewayNode, conn: Connection, command: Publish) -> dict[str, Any]:
+    principal = conn.principal
+    assert principal is not None
+    if not await node.authorizer.allowed(principal, command.room, Action.PUBLISH):
+        raise CommandError(ErrorCode.FORBIDDEN, f"not allowed to publish to room {command.room!r}")
+    offset, _ = await node.publish_room(principal.tenant, command.room, command.type,
+                                        command.data, sender=principal.public())
+    node.outbox.event("publish", conn, room=command.room, type=command.type, offset=offset)
+    return {"room": command.room, "offset": offset}
+
+
+async def handle_send(node: GatewayNode, conn: Connection, command: Send) -> dict[str, Any]:
+    principal = conn.principal
+    assert principal is not None
+    delivered = await node.send_to_user(principal.tenant, command.user, "user_message",
+                                        command.data, sender=principal.public())
+    node.outbox.event("send", conn, to=command.user)
+    return {"delivered": delivered}
+
+
+async def handle_status(node: GatewayNode, conn: Connection, command: Status) -> dict[str, Any]:
+    if command.meta is not None and len(json.dumps(command.meta)) > MAX_STATUS_META_BYTES:
+        raise CommandError(ErrorCode.TOO_LARGE, f"meta over {MAX_STATUS_META_BYTES} bytes")
+    conn.status = command.status
+    conn.meta = command.meta
+    node.outbox.event("status", conn, status=command.status, meta=command.meta)
+    return {"status": command.status}
+
+
+async def handle_ping(node: GatewayNode, conn: Connection, command: Ping) -> dict[str, Any]:
+    return {"pong": True}
+
+
+async def handle_session(node: GatewayNode, conn: Connection, command: Session) -> dict[str, Any]:
+    if len(json.dumps(command.state)) > MAX_SESSION_STATE_BYTES:
+        raise CommandError(ErrorCode.TOO_LARGE, f"state over {MAX_SESSION_STATE_BYTES} bytes")
+    node.outbox.event("session_state", conn, session=conn.session_id, state=command.state)
+    return {"session_id": conn.session_id}
+
+
+async def handle_prefs(node: GatewayNode, conn: Connection, command: Prefs) -> None:
+    raise CommandError(ErrorCode.UNAVAILABLE, "preferences need the sessions service")
+
+
+HANDLERS: dict[type, Handler] = {
+    Connect: handle_connect,
+    Join: handle_join,
+    Leave: handle_leave,
+    Publish: handle_publish,
+    Send: handle_send,
+    Status: handle_status,
+    Ping: handle_ping,
+    Session: handle_session,
+    Prefs: handle_prefs,
+}

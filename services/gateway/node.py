@@ -1,0 +1,229 @@
+"""The gateway node: the composition root that wires settings, Redis, groups and sockets.
+
+It owns the node-wide loops (heartbeat, liveness key, idle-subscription sweep)
+and the operations that are the same for a socket command and an HTTP call:
+publish to a room, send to a user, broadcast to a tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from goldwire.gateway.auth import TokenVerifier
+from goldwire.gateway.authz import RoomAuthorizer
+from goldwire.gateway.broker import RedisBroker
+from goldwire.gateway.groups import GroupTable, LocalGroup
+from goldwire.gateway.metrics import GatewayMetrics
+from goldwire.gateway.outbox import Outbox
+from goldwire.gateway.rooms import RoomHub
+from goldwire.gateway.settings import GatewaySettings
+from goldwire.protocol.keys import Keys
+from goldwire.protocol.messages import encode
+
+if TYPE_CHECKING:
+    from goldwire.gateway.connection import Connection
+
+log = logging.getLogger("goldwire.gateway")
+
+SWEEP_INTERVAL = 2.0
+
+
+class NodeControl:
+    """The node's own channel: other processes ask it to close connections."""
+
+    def __init__(self, node: GatewayNode) -> None:
+        self.node = node
+
+    def on_pubsub(self, data: bytes) -> None:
+        msg = json.loads(data)
+        if msg.get("kind") == "close":
+            conn = self.node.connections.get(msg.get("conn", ""))
+            if conn is not None:
+                conn.close(int(msg.get("code", 1000)), str(msg.get("reason", ""))[:120])
+
+
+class GatewayNode:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.node_id = settings.node_id
+        self.keys = Keys(settings.key_prefix)
+        self.metrics = GatewayMetrics()
+        self.verifier = TokenVerifier(settings)
+        self.authorizer = RoomAuthorizer(settings)
+        self.broker = RedisBroker(settings, self.keys, on_reconnect=self._after_reconnect,
+                                  on_disconnect=self._on_feed_lost)
+        self.groups = GroupTable(self.broker)
+        self.rooms = RoomHub(self.groups, self.broker, self.keys, self.metrics)
+        self.outbox = Outbox(self.broker.redis, self.keys.events(), self.node_id,
+                             settings.events_maxlen, self.metrics)
+        self.connections: dict[str, Connection] = {}
+        self.live_nodes: set[str] = {self.node_id}
+        self._conn_counter = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self.metrics.gauge("connections", lambda: len(self.connections))
+        self.metrics.gauge("rooms", lambda: len(self.rooms.rooms()))
+        self.metrics.gauge("subscriptions", lambda: len(self.groups.groups))
+
+    # --- lifecycle ---------------------------------------------------------------
+    async def start(self) -> None:
+        await self.broker.start(self.keys.node_channel(self.node_id).encode(), NodeControl(self))
+        self.outbox.start()
+        await self._refresh_liveness()
+        for loop_fn in (self._heartbeat_loop, self._liveness_loop, self._sweep_loop):
+            self._tasks.append(asyncio.create_task(loop_fn(), name=loop_fn.__name__))
+        log.info("gateway node %s started", self.node_id)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for conn in list(self.connections.values()):  # still open after the drain
+            conn.transport.abort()
+            conn.on_closed()
+        self.outbox.command("DEL", self.keys.node_alive(self.node_id))
+        self.outbox.command("ZREM", self.keys.nodes(), self.node_id)
+        await self.outbox.close()
+        await self.authorizer.aclose()
+        await self.broker.close()
+
+    def new_connection_id(self) -> str:
+        self._conn_counter += 1
+        return f"{self.node_id}.{self._conn_counter}"
+
+    # --- connections -----------------------------------------------------------------
+    async def attach(self, conn: Connection) -> None:
+        """A connection authenticated: index it by user and tenant, report it."""
+        p = conn.principal
+        assert p is not None
+        self.connections[conn.id] = conn
+        user = await self.groups.acquire(self._user_channel(p.tenant, p.user_id), self._group)
+        user.members.add(conn.transport)
+        tenant = await self.groups.acquire(self.keys.tenant_channel(p.tenant).encode(), self._group)
+        tenant.members.add(conn.transport)
+        self._count_user(p.tenant, p.user_id, len(user.members))
+        self.outbox.event("connect", conn, name=p.name, status=conn.status)
+
+    def detach(self, conn: Connection, was_ready: bool) -> None:
+        """A socket closed: leave its rooms and groups, report the disconnect."""
+        self.connections.pop(conn.id, None)
+        if not was_ready or conn.principal is None:
+            return
+        p = conn.principal
+        now = conn.now()
+        for room in conn.rooms.values():
+            self.rooms.leave(conn, room)
+        left = 0
+        for channel in (self._user_channel(p.tenant, p.user_id),
+                        self.keys.tenant_channel(p.tenant).encode()):
+            group = self.groups.groups.get(channel)
+            if group is not None:
+                group.members.discard(conn.transport)
+                self.groups.release(group, now)
+                if channel.startswith(self._user_prefix()):
+                    left = len(group.members)
+        self._count_user(p.tenant, p.user_id, left)
+        self.outbox.event("disconnect", conn, rooms=list(conn.rooms))
+
+    def _count_user(self, tenant: str, user: str, count: int) -> None:
+        key = self.keys.user_nodes(tenant, user)
+        if count > 0:
+            self.outbox.command("HSET", key, self.node_id, count)
+        else:
+            self.outbox.command("HDEL", key, self.node_id)
+
+    def _group(self, channel: bytes) -> LocalGroup:
+        return LocalGroup(channel, self.metrics)
+
+    def _user_channel(self, tenant: str, user: str) -> bytes:
+        return self.keys.user_channel(tenant, user).encode()
+
+    def _user_prefix(self) -> bytes:
+        return self.keys.user_channel("", "").encode()[:-1]
+
+    # --- the operations shared by sockets and HTTP ---------------------------------------
+    async def publish_room(self, tenant: str, room: str, type_: str, data: dict[str, Any],
+                           sender: dict[str, Any] | None = None,
+                           idempotency_key: str | None = None) -> tuple[str, bool]:
+        """The one path of every room message; returns (offset, was_duplicate)."""
+        head = b'{"type":"' + type_.encode() + b'","room":' + encode(room) + b',"offset":"'
+        tail = (b',"from":' + encode(sender) if sender else b"") + b',"data":' + encode(data) + b"}"
+        self.metrics.publishes += 1
+        return await self.broker.publish_room(tenant, room, head, tail, idempotency_key)
+
+    async def send_to_user(self, tenant: str, user: str, type_: str, data: dict[str, Any],
+                           sender: dict[str, Any] | None = None) -> int:
+        """Deliver to every connection of `user`; returns how many connections that is."""
+        msg: dict[str, Any] = {"type": type_, "ts": int(time.time() * 1000)}
+        if sender:
+            msg["from"] = sender
+        msg["data"] = data
+        pipe = self.broker.redis.pipeline(transaction=False)
+        pipe.publish(self.keys.user_channel(tenant, user), encode(msg))
+        pipe.hgetall(self.keys.user_nodes(tenant, user))
+        _, counts = await pipe.execute()
+        return sum(int(n) for node, n in counts.items() if node.decode() in self.live_nodes)
+
+    async def broadcast(self, tenant: str, type_: str, data: dict[str, Any],
+                        sender: dict[str, Any] | None = None) -> int:
+        """Deliver to every connection of `tenant`; returns how many gateways that reached."""
+        msg: dict[str, Any] = {"type": type_, "ts": int(time.time() * 1000)}
+        if sender:
+            msg["from"] = sender
+        msg["data"] = data
+        return await self.broker.publish(self.keys.tenant_channel(tenant), encode(msg))
+
+    # --- Redis gaps -------------------------------------------------------------------
+    def _on_feed_lost(self) -> None:
+        self.rooms.pause()
+
+    async def _after_reconnect(self) -> None:
+        self.metrics.pubsub_reconnects += 1
+        await self.rooms.catch_up()
+
+    # --- node-wide loops ---------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        """Ping every socket each interval; one that never answered the last ping is dead."""
+        interval = self.settings.websocket_heartbeat_interval
+        while True:
+            await asyncio.sleep(interval)
+            for conn in list(self.connections.values()):
+                transport = conn.transport
+                if transport.awaiting_pong:
+                    self.metrics.heartbeat_timeouts += 1
+                    transport.abort()
+                else:
+                    transport.ping()
+
+    async def _liveness_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.node_ttl / 3)
+            try:
+                await self._refresh_liveness()
+            except Exception as exc:
+                log.warning("liveness refresh failed: %s", exc)
+
+    async def _refresh_liveness(self) -> None:
+        redis, keys = self.broker.redis, self.keys
+        ttl_ms = int(self.settings.node_ttl * 1000)
+        now_ms = int(time.time() * 1000)
+        start = time.perf_counter()
+        pipe = redis.pipeline(transaction=False)
+        pipe.set(keys.node_alive(self.node_id), now_ms, px=ttl_ms)
+        pipe.zadd(keys.nodes(), {self.node_id: now_ms + ttl_ms})
+        pipe.zremrangebyscore(keys.nodes(), "-inf", now_ms - 3_600_000)
+        pipe.zrangebyscore(keys.nodes(), now_ms, "+inf")
+        *_, live = await pipe.execute()
+        self.metrics.redis_latency_seconds = time.perf_counter() - start
+        self.live_nodes = {n.decode() for n in live} | {self.node_id}
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            try:
+                await self.groups.sweep(asyncio.get_running_loop().time())
+            except Exception as exc:
+                log.warning("subscription sweep failed: %s", exc)

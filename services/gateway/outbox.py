@@ -1,0 +1,115 @@
+"""Fire-and-forget Redis writes, batched, in order, retried: gateway events and bookkeeping.
+
+The gateway forwards connect, disconnect, join, leave, publish and status
+events to one stream for the presence, sessions and activity services. Each
+event carries an id unique across nodes, the node id, the connection id and
+a per-connection sequence number, so consumers can drop duplicates and
+order a connection's events. Writes are pipelined every few milliseconds;
+when Redis is away they wait (up to `MAX_PENDING`) and go out when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from goldwire.gateway.metrics import GatewayMetrics
+
+log = logging.getLogger("goldwire.gateway.outbox")
+
+FLUSH_INTERVAL = 0.005
+MAX_BATCH = 500
+MAX_PENDING = 200_000
+
+
+class Outbox:
+    def __init__(self, redis: Redis, stream: str, node_id: str, maxlen: int,
+                 metrics: GatewayMetrics) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.node_id = node_id
+        self.maxlen = maxlen
+        self.metrics = metrics
+        self._queue: deque[tuple[Any, ...]] = deque()
+        self._wakeup = asyncio.Event()
+        self._counter = 0
+        self._task: asyncio.Task[None] | None = None
+        self._prefix = f"{node_id}-{int(time.time() * 1000)}-"
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox")
+
+    def event(self, kind: str, conn: Any = None, **fields: Any) -> None:
+        """Queue one gateway event (see docs/architecture.md for the fields)."""
+        self._counter += 1
+        entry: dict[str, Any] = {
+            "id": self._prefix + str(self._counter),
+            "kind": kind,
+            "node": self.node_id,
+            "ts": int(time.time() * 1000),
+        }
+        if conn is not None:
+            conn.seq += 1
+            entry["conn"] = conn.id
+            entry["seq"] = conn.seq
+            if conn.principal is not None:
+                entry["user"] = conn.principal.user_id
+                entry["tenant"] = conn.principal.tenant
+        for key, value in fields.items():
+            if value is None:
+                continue
+            entry[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
+        self.metrics.events_emitted += 1
+        self.command("XADD", self.stream, "MAXLEN", "~", self.maxlen, "*",
+                     *[x for kv in entry.items() for x in kv])
+
+    def command(self, *args: Any) -> None:
+        """Queue one Redis command to run after the ones queued before it."""
+        if len(self._queue) >= MAX_PENDING:
+            self._queue.popleft()
+            self.metrics.events_dropped += 1
+        self._queue.append(args)
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        delay = 0.05
+        while True:
+            await self._wakeup.wait()
+            await asyncio.sleep(FLUSH_INTERVAL)
+            try:
+                await self.flush()
+                delay = 0.05
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox flush failed (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def flush(self) -> None:
+        """Write everything queued so far; on failure the batch stays queued."""
+        while self._queue:
+            batch = [self._queue[i] for i in range(min(MAX_BATCH, len(self._queue)))]
+            pipe = self.redis.pipeline(transaction=False)
+            for args in batch:
+                pipe.execute_command(*args)
+            await pipe.execute(raise_on_error=False)
+            for _ in batch:
+                self._queue.popleft()
+        self._wakeup.clear()
+
+    async def close(self, timeout: float = 5.0) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            await asyncio.wait_for(self.flush(), timeout)
+        except Exception as exc:
+            log.warning("outbox: %d writes not flushed at shutdown (%s)", len(self._queue), exc)

@@ -1,0 +1,182 @@
+"""Rooms on this node: joins with gap-free recovery, fan-out, and catch-up after a Redis gap.
+
+Join is two steps so that nothing is lost or doubled between replay and live:
+
+1. `prepare_join` (async): make sure the node is subscribed to the room
+   (confirmed), start buffering live messages for the joiner, then read the
+   room's latest offset and, with `since`, the missed entries, in one atomic
+   script.
+2. `complete_join` (sync, no await): the caller writes its reply, then this
+   writes the replay, then the buffered live messages newer than the read,
+   then makes the joiner a member. Live messages newer than the read arrived
+   after the subscription, so they are all in the buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from goldwire.gateway.groups import GroupTable, LocalGroup
+from goldwire.protocol.messages import encode
+from goldwire.protocol.offsets import Offset, parse_offset
+
+if TYPE_CHECKING:
+    from goldwire.gateway.broker import RedisBroker, RoomHistory
+    from goldwire.gateway.metrics import GatewayMetrics
+    from goldwire.protocol.keys import Keys
+
+log = logging.getLogger("goldwire.gateway.rooms")
+
+ZERO: Offset = (0, 0)
+
+
+class LocalRoom(LocalGroup):
+    """A room's members on this node. Pub/sub messages are `<offset> <frame>`."""
+
+    __slots__ = ("base_offset", "catchup", "last_offset", "name", "pending", "tenant")
+
+    def __init__(self, channel: bytes, metrics: GatewayMetrics, tenant: str, name: str) -> None:
+        super().__init__(channel, metrics)
+        self.tenant = tenant
+        self.name = name
+        self.pending: dict[Any, list[tuple[Offset, bytes]]] = {}  # joiner -> buffered live
+        self.catchup: list[tuple[Offset, bytes]] | None = None  # buffered during a Redis gap
+        self.last_offset: Offset = ZERO  # newest offset fanned out by this node
+        self.base_offset: Offset | None = None  # latest offset when the node first joined
+
+    def on_pubsub(self, data: bytes) -> None:
+        raw_offset, _, payload = data.partition(b" ")
+        offset = parse_offset(raw_offset)
+        if self.catchup is not None:
+            self.catchup.append((offset, payload))
+            return
+        self.fanout(offset, payload)
+
+    def fanout(self, offset: Offset, payload: bytes) -> None:
+        if offset <= self.last_offset:
+            return  # a catch-up replay already delivered it
+        self.last_offset = offset
+        self.metrics.room_messages += 1
+        self.deliver(payload)
+        for buffer in self.pending.values():
+            buffer.append((offset, payload))
+
+    def is_idle(self) -> bool:
+        return not self.members and not self.pending
+
+
+class PendingJoin:
+    """A join between its history read and its completion."""
+
+    __slots__ = ("buffer", "conn", "history", "room", "since")
+
+    def __init__(self, room: LocalRoom, conn: Any, since: str | None, history: RoomHistory,
+                 buffer: list[tuple[Offset, bytes]]) -> None:
+        self.room = room
+        self.conn = conn
+        self.since = since
+        self.history = history
+        self.buffer = buffer
+
+    def result(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"room": self.room.name, "offset": self.history.latest.decode()}
+        if self.since is not None:
+            data["recovered"] = self.history.recovered
+        return data
+
+
+class RoomHub:
+    def __init__(self, table: GroupTable, broker: RedisBroker, keys: Keys,
+                 metrics: GatewayMetrics) -> None:
+        self.table = table
+        self.broker = broker
+        self.keys = keys
+        self.metrics = metrics
+
+    def channel(self, tenant: str, room: str) -> bytes:
+        return self.keys.room_channel(tenant, room).encode()
+
+    async def prepare_join(self, conn: Any, tenant: str, name: str, since: str | None) -> PendingJoin:
+        room = await self.table.acquire(
+            self.channel(tenant, name), lambda ch: LocalRoom(ch, self.metrics, tenant, name)
+        )
+        buffer: list[tuple[Offset, bytes]] = []
+        room.pending[conn.transport] = buffer
+        try:
+            history = await self.broker.read_room(tenant, name, since)
+        except BaseException:
+            room.pending.pop(conn.transport, None)
+            self.table.release(room, conn.now())
+            raise
+        if room.base_offset is None:
+            room.base_offset = parse_offset(history.latest)
+        return PendingJoin(room, conn, since, history, buffer)
+
+    def complete_join(self, join: PendingJoin) -> bool:
+        """Replay, flush the buffer, and make the joiner a member; False if it left meanwhile."""
+        room, transport = join.room, join.conn.transport
+        room.pending.pop(transport, None)
+        if not transport.is_open():
+            self.table.release(room, join.conn.now())
+            return False
+        if join.history.recovered:
+            for _offset, frame in join.history.entries:
+                transport.send(frame)
+        cutoff = parse_offset(join.history.latest)
+        for offset, payload in join.buffer:
+            if offset > cutoff:
+                transport.send(payload)
+        room.members.add(transport)
+        return True
+
+    def abandon(self, join: PendingJoin) -> None:
+        join.room.pending.pop(join.conn.transport, None)
+        self.table.release(join.room, join.conn.now())
+
+    def leave(self, conn: Any, room: LocalRoom) -> None:
+        room.members.discard(conn.transport)
+        room.pending.pop(conn.transport, None)
+        self.table.release(room, conn.now())
+
+    def rooms(self) -> list[LocalRoom]:
+        return [g for g in self.table.groups.values() if isinstance(g, LocalRoom)]
+
+    # --- Redis gaps ------------------------------------------------------------
+    def pause(self) -> None:
+        """The live feed broke: buffer what arrives until the gap is filled."""
+        for room in self.rooms():
+            if room.catchup is None:
+                room.catchup = []
+
+    async def catch_up(self) -> None:
+        """After resubscribing: deliver what was published during the gap, in order.
+
+        Where history cannot prove nothing was lost (Redis restarted without
+        persistence, history trimmed), members get a `room_update` of kind
+        `resync` and should reload the room over HTTP.
+        """
+        for room in self.rooms():
+            if room.catchup is None:
+                room.catchup = []
+            since = max(room.last_offset, room.base_offset or ZERO)
+            try:
+                history = await self.broker.read_room(room.tenant, room.name, _fmt(since))
+                recovered = history.recovered
+            except Exception:
+                log.warning("catch-up read failed for room %s", room.name, exc_info=True)
+                recovered, history = False, None
+            if recovered and history is not None:
+                for raw_offset, frame in history.entries:
+                    room.fanout(parse_offset(raw_offset), frame)
+            else:
+                room.last_offset = ZERO  # offsets restart with the new history
+                room.deliver(encode({"type": "room_update", "room": room.name,
+                                     "data": {"kind": "resync", "reason": "history_lost"}}))
+            buffered, room.catchup = room.catchup or [], None
+            for offset, payload in buffered:
+                room.fanout(offset, payload)
+
+
+def _fmt(offset: Offset) -> str:
+    return f"{offset[0]}-{offset[1]}"

@@ -1,0 +1,69 @@
+"""The Lua scripts behind the publish path and recovery, one atomic call each.
+
+Every room message, from a client or a backend, goes through PUBLISH_ROOM:
+append to the room's history stream, trim it by size and age, remember where
+this Redis's history of the room begins, publish the finished frame on the
+room channel, and record the idempotency key, all in one step, so history
+order and live order are the same and a retry is delivered once.
+
+A stored entry keeps the frame's head and tail; the frame is
+`head + offset + '","ts":' + ms + tail`, so the bytes replayed from history
+are the bytes that went out live.
+"""
+
+PUBLISH_ROOM = """
+-- KEYS: history, meta, idempotency (the meta key again when there is none)
+-- ARGV: channel, head, tail, maxlen, ttl_ms, idem_ms ('0' = no key)
+if ARGV[6] ~= '0' then
+  local prev = redis.call('GET', KEYS[3])
+  if prev then return {prev, 1} end
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'h', ARGV[2], 't', ARGV[3])
+local ms = string.match(id, '^(%d+)')
+redis.call('HSETNX', KEYS[2], 'origin', id)
+local ttl = tonumber(ARGV[5])
+redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', tonumber(ms) - ttl))
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2] .. id .. '","ts":' .. ms .. ARGV[3])
+if ARGV[6] ~= '0' then redis.call('SET', KEYS[3], id, 'PX', ARGV[6]) end
+return {id, 0}
+"""
+
+# Recovery is provable only when (1) this Redis has held the room's history
+# since before `since` (meta `origin` <= since: a flush, restart or failover
+# loses `origin` and the next publish sets a newer one), (2) trimming never
+# deleted an entry after `since` (max-deleted-entry-id <= since), and (3)
+# `since` is not from the future of this stream. Needs Redis/Valkey >= 7.
+READ_ROOM = """
+-- KEYS: history, meta; ARGV: since ('' = only the latest offset)
+local function parse(id)
+  local a, b = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(a), tonumber(b)
+end
+local function less(x, y)
+  local a1, b1 = parse(x)
+  local a2, b2 = parse(y)
+  return a1 < a2 or (a1 == a2 and b1 < b2)
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', 0} end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local last, maxdel = '0-0', '0-0'
+for i = 1, #info, 2 do
+  if info[i] == 'last-generated-id' then last = info[i + 1]
+  elseif info[i] == 'max-deleted-entry-id' then maxdel = info[i + 1] end
+end
+local since = ARGV[1]
+if since == '' then return {last, 0} end
+local origin = redis.call('HGET', KEYS[2], 'origin')
+if (not origin) or less(since, origin) or less(since, maxdel) or less(last, since) then
+  return {last, 0}
+end
+return {last, 1, redis.call('XRANGE', KEYS[1], '(' .. since, '+')}
+"""
+
+
+def build_frame(head: bytes, offset: bytes, tail: bytes) -> bytes:
+    """The frame a stored entry stands for (the same concatenation as the script)."""
+    ms = offset.partition(b"-")[0]
+    return head + offset + b'","ts":' + ms + tail

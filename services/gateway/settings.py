@@ -1,0 +1,67 @@
+"""Gateway settings, read from the environment by name (protocol.md's names).
+
+Settings are an object passed in, never read at import time, so tests build
+their own. An empty variable counts as unset.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = Field("gw", validation_alias="GOLDWIRE_KEY_PREFIX")
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    node_id: str = Field(default_factory=lambda: "gw-" + secrets.token_hex(4))
+
+    websocket_heartbeat_interval: float = 30.0
+    auth_timeout: float = 10.0
+
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None  # PEM text or a path to a PEM file
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway: float = 30.0
+
+    api_keys: str = ""  # comma-separated
+    allowed_origins: str = ""  # comma-separated; empty allows any origin
+    authz_url: str | None = None
+    authz_cache_seconds: float = 30.0
+    authz_timeout: float = 2.0
+
+    max_frame_bytes: int = 65536
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 100
+    flood_strikes: int = 20  # rejected frames in a row before close 4008
+    max_rooms_per_connection: int = 100
+    max_outbound_bytes: int = 1 << 20  # a socket with more unsent bytes is cut off (4009)
+    per_message_deflate: bool = False
+
+    history_size: int = 1000
+    history_ttl: int = 86400  # seconds
+    idempotency_window: int = 300  # seconds
+    events_maxlen: int = 1_000_000
+    node_ttl: float = 6.0  # seconds a dead node's liveness key outlives it
+    drain_timeout: float = 10.0
+
+    def api_key_set(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    def origin_list(self) -> list[str]:
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+
+    def public_key_pem(self) -> str | None:
+        key = self.jwt_public_key
+        if key is None:
+            return None
+        if "-----BEGIN" in key:
+            return key
+        return Path(key).read_text()

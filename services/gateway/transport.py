@@ -1,0 +1,186 @@
+"""The socket side of a connection: websockets' sans-I/O protocol driven by asyncio.
+
+uvicorn serves HTTP and hands every upgrade request to this class (uvicorn's
+`ws=` protocol-class setting), so `/ws` skips the ASGI layer: inbound frames go
+straight to the `Connection`, and fan-out writes pre-built frame bytes straight
+to the transport (docs/architecture.md has the measurements behind this).
+
+A connection never blocks anyone: writes are non-blocking, and a socket whose
+unsent bytes pass `max_outbound_bytes` is closed with 4009 (slow consumer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from goldwire.gateway.connection import Connection
+from goldwire.protocol.codes import CloseCode
+
+if TYPE_CHECKING:
+    from goldwire.gateway.node import GatewayNode
+
+log = logging.getLogger("goldwire.gateway")
+
+CLOSE_TIMEOUT = 5.0  # seconds to wait for the peer's close frame before aborting
+
+
+class WebSocketTransport(asyncio.Protocol):
+    """One socket. uvicorn constructs it with `(config, server_state, app_state)`."""
+
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any], **_: Any) -> None:
+        self.node: GatewayNode = app_state["node"]
+        self.server_connections: set[Any] = server_state.connections
+        settings = self.node.settings
+        extensions = []
+        if settings.per_message_deflate:
+            extensions = [ServerPerMessageDeflateFactory(server_max_window_bits=12)]
+        origins: list[Any] | None = None
+        if settings.origin_list():
+            origins = [*settings.origin_list(), None]  # None: servers send no Origin
+        self.ws = ServerProtocol(
+            origins=origins, extensions=extensions, max_size=settings.max_frame_bytes
+        )
+        self.transport: asyncio.Transport | None = None
+        self.conn: Connection | None = None
+        self.plain = True  # no extension negotiated: pre-built frames may be written as is
+        self.awaiting_pong = False
+        self._fragments: list[bytes] = []
+        self._binary = False
+        self._abort_handle: asyncio.TimerHandle | None = None
+
+    # --- asyncio.Protocol ------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server_connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Frame):
+                self._on_frame(event)
+            elif isinstance(event, Request):
+                self._on_handshake(event)
+        self._flush()
+
+    def eof_received(self) -> bool | None:
+        self.ws.receive_eof()
+        self._flush()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server_connections.discard(self)
+        if self._abort_handle is not None:
+            self._abort_handle.cancel()
+        if self.conn is not None:
+            self.conn.on_closed()
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: tell the client to reconnect elsewhere."""
+        if self.conn is not None and self.ws.state is State.OPEN:
+            self.close(CloseCode.DRAINING, "server draining")
+        elif self.transport is not None and self.conn is None:
+            self.transport.close()
+
+    # --- sending -------------------------------------------------------------
+    def deliver(self, wire: bytes, payload: bytes) -> None:
+        """Write one message: `wire` is `payload` already framed (see framing.py)."""
+        if self.ws.state is not State.OPEN:
+            return
+        transport = self.transport
+        if self.plain:
+            transport.write(wire)  # type: ignore[union-attr]
+        else:
+            self.ws.send_text(payload)
+            self._flush()
+        if transport.get_write_buffer_size() > self.node.settings.max_outbound_bytes:  # type: ignore[union-attr]
+            self.node.metrics.slow_consumers_dropped += 1
+            self.abort_slow()
+
+    def send(self, payload: bytes) -> None:
+        """Write one frame to this socket only (replies, errors, replays)."""
+        if self.ws.state is not State.OPEN:
+            return
+        self.ws.send_text(payload)
+        self._flush()
+        self.node.metrics.messages_out += 1
+        if self.transport.get_write_buffer_size() > self.node.settings.max_outbound_bytes:  # type: ignore[union-attr]
+            self.node.metrics.slow_consumers_dropped += 1
+            self.abort_slow()
+
+    def ping(self) -> None:
+        if self.ws.state is State.OPEN:
+            self.ws.send_ping(b"gw")
+            self.awaiting_pong = True
+            self._flush()
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Start the closing handshake; abort if the peer does not finish it."""
+        if self.ws.state is State.OPEN:
+            self.ws.send_close(code, reason)
+        self._flush()
+
+    def abort_slow(self) -> None:
+        """A slow consumer: queue the 4009 close behind its backlog, stop writing to it.
+
+        The close frame waits behind what the client has not read yet; the
+        abort timer cuts the socket if it never gets there.
+        """
+        self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def is_open(self) -> bool:
+        return self.ws.state is State.OPEN
+
+    # --- receiving ---------------------------------------------------------------
+    def _on_handshake(self, request: Request) -> None:
+        response = self.ws.accept(request)
+        path = request.path.partition("?")[0]
+        if response.status_code == 101 and path != "/ws":
+            response = self.ws.reject(404, "Not Found: WebSocket endpoint is /ws\n")
+        self.ws.send_response(response)
+        if response.status_code != 101:
+            self._flush()
+            self.transport.close()  # type: ignore[union-attr]
+            return
+        self.plain = not self.ws.extensions
+        self.conn = Connection(self.node, self, request.headers.get("Authorization"))
+
+    def _on_frame(self, frame: Frame) -> None:
+        self.awaiting_pong = False  # any frame proves the peer is alive
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
+            if opcode is not Opcode.CONT:
+                self._fragments = [frame.data]
+                self._binary = opcode is Opcode.BINARY
+            else:
+                self._fragments.append(frame.data)
+            if not frame.fin:
+                return
+            data = b"".join(self._fragments) if len(self._fragments) > 1 else self._fragments[0]
+            self._fragments = []
+            if self.conn is not None:
+                self.conn.on_message(bytes(data), binary=self._binary)
+
+    def _flush(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            else:  # websockets' signal: the closing handshake is over, close TCP
+                transport.close()
+        if self.ws.close_expected() and self._abort_handle is None and not transport.is_closing():
+            loop = asyncio.get_running_loop()
+            self._abort_handle = loop.call_later(CLOSE_TIMEOUT, transport.abort)
