@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+
 from goldwire.cli.redis_pick import PrivateRedis, start_test_redis
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+
 from goldwire.cli import main
 from goldwire.cli.redis_server import redis_answers
 from goldwire.cli.services import SERVICE_KINDS, ServiceKind, available_kinds

@@ -9,6 +9,7 @@ import time
 import pytest
 import redis
 import redis.asyncio
+
 from goldwire.cli.redis_docker import docker_answers
 from goldwire.cli.redis_pick import start_test_redis
 from goldwire.cli.redis_server import (

@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import IO
 
 import redis
+
 from goldwire.cli.procutil import free_port, parent_death_signal
 
 DEFAULT_START_TIMEOUT = 10.0

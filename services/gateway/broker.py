@@ -23,8 +23,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from goldwire.gateway import scripts
 from goldwire.gateway.settings import GatewaySettings
+from goldwire.protocol import scripts
 from goldwire.protocol.keys import Keys
 
 log = logging.getLogger("goldwire.gateway.broker")
@@ -68,6 +68,7 @@ class RedisBroker:
         self._targets: dict[bytes, PubSubTarget] = {}
         self._confirmations: dict[bytes, list[asyncio.Future[None]]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._catch_up: asyncio.Task[None] | None = None
         self._on_reconnect = on_reconnect
         self._on_disconnect = on_disconnect
         self._publish_room = self.redis.register_script(scripts.PUBLISH_ROOM)
@@ -159,7 +160,7 @@ class RedisBroker:
         except NETWORK_ERRORS:
             return  # the read loop retries with backoff
         self.connected = True
-        asyncio.create_task(self._on_reconnect(), name="pubsub-catch-up")
+        self._catch_up = asyncio.create_task(self._on_reconnect(), name="pubsub-catch-up")
 
     # --- room messages -------------------------------------------------------------
     async def publish_room(

@@ -23,7 +23,15 @@ from goldwire.gateway.node import GatewayNode
 from goldwire.gateway.rooms import PendingJoin
 from goldwire.protocol.codes import CloseCode, ErrorCode
 from goldwire.protocol.commands import (
-    Connect, Join, Leave, Ping, Prefs, Publish, Send, Session, Status,
+    Connect,
+    Join,
+    Leave,
+    Ping,
+    Prefs,
+    Publish,
+    Send,
+    Session,
+    Status,
 )
 from goldwire.protocol.messages import error, reply
 
@@ -48,7 +56,7 @@ async def run_command(node: GatewayNode, conn: Connection, command: Any) -> None
     except AuthzUnavailable as exc:
         conn.send(error(ErrorCode.UNAVAILABLE, f"authorization service: {exc}", command.ref))
         return
-    except (RedisError, OSError, asyncio.TimeoutError):
+    except (TimeoutError, RedisError, OSError):
         log.warning("redis unavailable during %s", type(command).__name__, exc_info=True)
         conn.send(error(ErrorCode.UNAVAILABLE, "storage unavailable; retry", command.ref))
         return
@@ -80,7 +88,7 @@ async def handle_connect(node: GatewayNode, conn: Connection, command: Connect) 
     conn.authenticated(principal)
     try:
         await node.attach(conn)
-    except (RedisError, OSError, asyncio.TimeoutError):
+    except (TimeoutError, RedisError, OSError):
         log.warning("connect failed: redis unavailable", exc_info=True)
         conn.close(CloseCode.INTERNAL_ERROR, "storage unavailable; reconnect")
         return None
@@ -129,7 +137,7 @@ async def _prepare_join(node: GatewayNode, conn: Connection, room: str,
         raise CommandError(ErrorCode.FORBIDDEN, f"not allowed to join room {room!r}")
     try:
         pending = await node.rooms.prepare_join(conn, principal.tenant, room, since)
-    except (RedisError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, RedisError, OSError) as exc:
         raise CommandError(ErrorCode.UNAVAILABLE, "storage unavailable; retry") from exc
     conn.rooms[room] = pending.room
     return pending

@@ -23,6 +23,7 @@ from goldwire.gateway.rooms import RoomHub
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import encode
+from goldwire.protocol.scripts import room_frame_parts
 
 if TYPE_CHECKING:
     from goldwire.gateway.connection import Connection
@@ -104,7 +105,8 @@ class GatewayNode:
         user.members.add(conn.transport)
         tenant = await self.groups.acquire(self.keys.tenant_channel(p.tenant).encode(), self._group)
         tenant.members.add(conn.transport)
-        self._count_user(p.tenant, p.user_id, len(user.members))
+        await self.broker.redis.hset(self.keys.user_nodes(p.tenant, p.user_id), self.node_id,
+                                     len(user.members))
         self.outbox.event("connect", conn, name=p.name, status=conn.status)
 
     def detach(self, conn: Connection, was_ready: bool) -> None:
@@ -149,8 +151,7 @@ class GatewayNode:
                            sender: dict[str, Any] | None = None,
                            idempotency_key: str | None = None) -> tuple[str, bool]:
         """The one path of every room message; returns (offset, was_duplicate)."""
-        head = b'{"type":"' + type_.encode() + b'","room":' + encode(room) + b',"offset":"'
-        tail = (b',"from":' + encode(sender) if sender else b"") + b',"data":' + encode(data) + b"}"
+        head, tail = room_frame_parts(type_, room, data, sender)
         self.metrics.publishes += 1
         return await self.broker.publish_room(tenant, room, head, tail, idempotency_key)
 

@@ -105,11 +105,11 @@ class Outbox:
                 self._queue.popleft()
         self._wakeup.clear()
 
-    async def close(self, timeout: float = 5.0) -> None:
+    async def close(self, flush_within: float = 5.0) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         try:
-            await asyncio.wait_for(self.flush(), timeout)
+            await asyncio.wait_for(self.flush(), flush_within)
         except Exception as exc:
             log.warning("outbox: %d writes not flushed at shutdown (%s)", len(self._queue), exc)

@@ -73,7 +73,7 @@ async def publish(req: PublishRequest, node: GatewayNode = Depends(node_of)) -> 
     try:
         return await publish_one(node, req)
     except (RedisError, OSError) as exc:
-        raise HTTPException(503, "storage unavailable; retry with the same idempotency_key") from exc
+        raise HTTPException(503, "storage unavailable; retry with the same key") from exc
 
 
 @router.post("/v1/publish/batch", response_model=BatchResult, response_model_exclude_none=True,
@@ -82,4 +82,4 @@ async def publish_batch(batch: BatchRequest, node: GatewayNode = Depends(node_of
     try:
         return BatchResult(results=[await publish_one(node, item) for item in batch.items])
     except (RedisError, OSError) as exc:
-        raise HTTPException(503, "storage unavailable; retry with the same idempotency_keys") from exc
+        raise HTTPException(503, "storage unavailable; retry with the same keys") from exc

@@ -97,7 +97,9 @@ class RoomHub:
     def channel(self, tenant: str, room: str) -> bytes:
         return self.keys.room_channel(tenant, room).encode()
 
-    async def prepare_join(self, conn: Any, tenant: str, name: str, since: str | None) -> PendingJoin:
+    async def prepare_join(
+        self, conn: Any, tenant: str, name: str, since: str | None
+    ) -> PendingJoin:
         room = await self.table.acquire(
             self.channel(tenant, name), lambda ch: LocalRoom(ch, self.metrics, tenant, name)
         )

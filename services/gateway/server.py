@@ -28,6 +28,7 @@ def build_server(settings: GatewaySettings, log_level: str = "info") -> uvicorn.
 
 def run() -> None:
     level = os.environ.get("LOG_LEVEL", "info").lower()
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = GatewaySettings()
     build_server(settings, level).run()

@@ -11,6 +11,12 @@ A stored entry keeps the frame's head and tail; the frame is
 are the bytes that went out live.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
+from goldwire.protocol.messages import encode
+
 PUBLISH_ROOM = """
 -- KEYS: history, meta, idempotency (the meta key again when there is none)
 -- ARGV: channel, head, tail, maxlen, ttl_ms, idem_ms ('0' = no key)
@@ -61,6 +67,15 @@ if (not origin) or less(since, origin) or less(since, maxdel) or less(last, sinc
 end
 return {last, 1, redis.call('XRANGE', KEYS[1], '(' .. since, '+')}
 """
+
+
+def room_frame_parts(
+    type_: str, room: str, data: dict[str, Any], sender: dict[str, Any] | None = None
+) -> tuple[bytes, bytes]:
+    """The head and tail PUBLISH_ROOM stores and splices around the offset and ts."""
+    head = b'{"type":"' + type_.encode() + b'","room":' + encode(room) + b',"offset":"'
+    tail = (b',"from":' + encode(sender) if sender else b"") + b',"data":' + encode(data) + b"}"
+    return head, tail
 
 
 def build_frame(head: bytes, offset: bytes, tail: bytes) -> bytes:
