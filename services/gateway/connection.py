@@ -10,6 +10,7 @@ connection stays open.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import deque
 from enum import Enum
@@ -85,7 +86,7 @@ class Connection:
             return
         now = self.now()
         if not self.bucket.allow(now):
-            self._rate_limited(now)
+            self._rate_limited(now, data)
             return
         try:
             if binary:
@@ -107,7 +108,7 @@ class Connection:
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._work())
 
-    def _rate_limited(self, now: float) -> None:
+    def _rate_limited(self, now: float, data: bytes) -> None:
         metrics = self.node.metrics
         metrics.rate_limited += 1
         if now - self._flood_window > 1.0:
@@ -116,7 +117,7 @@ class Connection:
         if self._flood_count >= self.node.settings.flood_strikes:
             self.close(CloseCode.RATE_LIMITED, "flood")
         else:
-            self.send(error(ErrorCode.RATE_LIMITED, "too many messages; slow down"))
+            self.send(error(ErrorCode.RATE_LIMITED, "too many messages; slow down", _ref_of(data)))
 
     async def _work(self) -> None:
         from goldwire.gateway.handlers import run_command
@@ -170,6 +171,15 @@ class Connection:
     @staticmethod
     def now() -> float:
         return asyncio.get_running_loop().time()
+
+
+def _ref_of(data: bytes) -> str | int | None:
+    """The `ref` of a frame refused before parsing, so its error still answers it."""
+    try:
+        ref = json.loads(data).get("ref")
+    except (ValueError, AttributeError):
+        return None
+    return ref if isinstance(ref, (str, int)) and not isinstance(ref, bool) else None
 
 
 def _reason(text: str) -> str:

@@ -43,6 +43,9 @@ class GatewaySettings(BaseSettings):
     flood_strikes: int = 20  # rejected frames in a row before close 4008
     max_rooms_per_connection: int = 100
     max_outbound_bytes: int = 1 << 20  # a socket with more unsent bytes is cut off (4009)
+    # Kernel send buffer per socket (0: the kernel's autotuned default, up to megabytes).
+    # Bounding it keeps a stuck client's real backlog near max_outbound_bytes.
+    socket_send_buffer: int = 262144
     per_message_deflate: bool = False
 
     history_size: int = 1000

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("goldwire.gateway")
 
-CLOSE_TIMEOUT = 5.0  # seconds to wait for the peer's close frame before aborting
+CLOSE_TIMEOUT = 10.0  # seconds to wait for the peer to read up to our close frame and answer it
 
 
 class WebSocketTransport(asyncio.Protocol):
@@ -60,6 +61,10 @@ class WebSocketTransport(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server_connections.add(self)
+        sndbuf = self.node.settings.socket_send_buffer
+        sock = transport.get_extra_info("socket")
+        if sndbuf and sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
 
     def data_received(self, data: bytes) -> None:
         self.ws.receive_data(data)

@@ -1,0 +1,192 @@
+"""`RedisPublisher`: publish straight to Redis, exactly as a gateway would.
+
+Room messages go through the protocol's `PUBLISH_ROOM` script with the frame
+parts from `room_frame_parts` and the key names from `Keys`, so the offset,
+the stored history, trimming, recovery and the idempotency record are those
+of a gateway publish; a gateway cannot tell the two apart, and a key used
+over HTTP and then here (or the other way round) is still delivered once.
+
+User and broadcast messages are the frame the gateway's node builds,
+PUBLISHed on the user's or the tenant's channel, with the idempotency record
+on `Keys.idempotency` in the gateway's format (`{}` while in flight, then the
+result as JSON). One difference, on purpose: the claim (`SET NX`) and the
+PUBLISH run in one small script (`PUBLISH_DIRECT`) instead of two round
+trips, so a crash or a lost connection between them cannot leave a claimed
+key with nothing delivered (which would turn the retry into a silent loss).
+The script touches one key, so it stays valid on Redis Cluster.
+
+Like the gateway's HTTP API, each publish also adds a `publish` event to the
+events stream for the activity service (best effort: a failure there is
+logged, never raised, as the gateway's outbox also drops events it cannot write).
+
+Settings must match the gateway's (`GOLDWIRE_KEY_PREFIX`, history size and
+TTL, idempotency window); the defaults are the gateway's defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from goldwire.client.backoff import ExponentialBackoff, with_retries
+from goldwire.client.errors import PublishError, PublishUnavailable
+from goldwire.client.publisher import BatchItem, Publisher, prepare
+from goldwire.protocol.http import PublishRequest, PublishResult
+from goldwire.protocol.keys import Keys
+from goldwire.protocol.messages import encode
+from goldwire.protocol.scripts import PUBLISH_ROOM, room_frame_parts
+
+log = logging.getLogger("goldwire.client.publisher")
+
+# Worth retrying: the connection broke or timed out, or we hit a replica during a failover.
+RETRYABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
+
+EVENTS_MAXLEN = 1_000_000  # the gateway's default `events_maxlen`
+
+PUBLISH_DIRECT = """
+-- KEYS: idempotency key; ARGV: channel, frame, window_ms
+if not redis.call('SET', KEYS[1], '{}', 'NX', 'PX', ARGV[3]) then
+  return {redis.call('GET', KEYS[1]) or '{}', 1}
+end
+return {redis.call('PUBLISH', ARGV[1], ARGV[2]), 0}
+"""
+
+
+def direct_frame(type_: str, data: dict[str, Any], sender: dict[str, Any] | None) -> bytes:
+    """A user or broadcast frame, field for field what the gateway's node builds."""
+    msg: dict[str, Any] = {"type": type_, "ts": int(time.time() * 1000)}
+    if sender:
+        msg["from"] = sender
+    msg["data"] = data
+    return encode(msg)
+
+
+class RedisPublisher(Publisher):
+    """Publishes to the Redis a gateway uses, with the gateway's keys and scripts."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        key_prefix: str = "gw",
+        history_size: int = 1000,
+        history_ttl: int = 86400,
+        idempotency_window: int = 300,
+        retries: int = 3,
+        backoff: ExponentialBackoff | None = None,
+        record_events: bool = True,
+    ) -> None:
+        self.keys = Keys(key_prefix)
+        self.history_size = history_size
+        self.history_ttl = history_ttl
+        self.idempotency_window = idempotency_window
+        self.retries = retries
+        self.backoff = backoff or ExponentialBackoff()
+        self.record_events = record_events
+        # Our own retries: redis-py's would not know that a retry is only safe with the key.
+        self.redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self._publish_room = self.redis.register_script(PUBLISH_ROOM)
+        self._publish_direct = self.redis.register_script(PUBLISH_DIRECT)
+        # Event ids must be unique across nodes, like the gateway's `<node>-<start ms>-<n>`.
+        self.publisher_id = "pub-" + secrets.token_hex(4)
+        self._event_prefix = f"{self.publisher_id}-{int(time.time() * 1000)}-"
+        self._event_counter = 0
+
+    async def publish(self, request: PublishRequest) -> PublishResult:
+        req = prepare(request)
+        return await with_retries(lambda: self._attempt(req), self.retries, self.backoff)
+
+    async def publish_batch(self, items: Sequence[BatchItem]) -> list[PublishResult]:
+        """One by one, in order, like the gateway's batch endpoint; each item retries alone."""
+        return [await self.publish(req) for req in [prepare(item) for item in items]]
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+    # --- one attempt -------------------------------------------------------------------
+    async def _attempt(self, req: PublishRequest) -> PublishResult:
+        try:
+            if req.room is not None:
+                return await self._room(req)
+            return await self._direct(req)
+        except RETRYABLE as exc:
+            raise PublishUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+        except RedisError as exc:
+            raise PublishError(f"redis refused the publish: {exc}") from exc
+
+    async def _room(self, req: PublishRequest) -> PublishResult:
+        assert req.room is not None and req.idempotency_key is not None
+        keys, tenant, room = self.keys, req.tenant, req.room
+        head, tail = room_frame_parts(req.type.value, room, req.data, req.from_)
+        # KEYS and ARGV in the order PUBLISH_ROOM documents (the same call as the gateway's broker).
+        offset, dup = await self._publish_room(
+            keys=[keys.history(tenant, room), keys.room_meta(tenant, room),
+                  keys.room_idempotency(tenant, room, req.idempotency_key)],
+            args=[keys.room_channel(tenant, room), head, tail, self.history_size,
+                  self.history_ttl * 1000, self.idempotency_window * 1000],
+        )
+        result = PublishResult(offset=offset.decode(), duplicate=bool(dup))
+        if not result.duplicate:
+            await self._event(tenant=tenant, room=room, type=req.type.value, offset=result.offset)
+        return result
+
+    async def _direct(self, req: PublishRequest) -> PublishResult:
+        assert req.idempotency_key is not None
+        keys, tenant = self.keys, req.tenant
+        channel = (keys.user_channel(tenant, req.user) if req.user is not None
+                   else keys.tenant_channel(tenant))
+        idem = keys.idempotency(tenant, req.idempotency_key)
+        reached, dup = await self._publish_direct(
+            keys=[idem],
+            args=[channel, direct_frame(req.type.value, req.data, req.from_),
+                  self.idempotency_window * 1000],
+        )
+        if dup:
+            return PublishResult(**json.loads(reached or b"{}"), duplicate=True)
+        delivered = int(reached) if req.user is None else await self._user_connections(req)
+        result = PublishResult(delivered=delivered)
+        try:  # the gateway's format; if this fails the key keeps `{}`, still "delivered"
+            await self.redis.set(idem, result.model_dump_json(exclude={"duplicate"}),
+                                 xx=True, keepttl=True)
+        except RedisError as exc:
+            log.warning("could not record the result of idempotency key %s: %s", idem, exc)
+        await self._event(tenant=tenant, user=req.user, type=req.type.value)
+        return result
+
+    async def _user_connections(self, req: PublishRequest) -> int:
+        """The user's connections on gateways believed alive (what the gateway reports)."""
+        assert req.user is not None
+        now_ms = int(time.time() * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.user_nodes(req.tenant, req.user))
+        pipe.zrangebyscore(self.keys.nodes(), now_ms, "+inf")
+        counts, live = await pipe.execute()
+        alive = set(live)
+        return sum(int(n) for node, n in counts.items() if node in alive)
+
+    async def _event(self, **fields: Any) -> None:
+        """Add a `publish` event to the events stream, as the gateway's HTTP API does."""
+        if not self.record_events:
+            return
+        self._event_counter += 1
+        entry: dict[str, Any] = {
+            "id": self._event_prefix + str(self._event_counter),
+            "kind": "publish",
+            "node": self.publisher_id,
+            "ts": int(time.time() * 1000),
+        }
+        entry.update({k: v for k, v in fields.items() if v is not None})
+        entry["source"] = "api"
+        try:
+            await self.redis.xadd(self.keys.events(), entry, maxlen=EVENTS_MAXLEN,
+                                  approximate=True)
+        except RedisError as exc:
+            log.warning("publish event not recorded: %s", exc)
