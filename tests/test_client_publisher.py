@@ -35,6 +35,7 @@ from goldwire.client import (
     HttpPublisher,
     Publisher,
     PublishRejected,
+    PublishUnavailable,
     RedisPublisher,
     ServerMessage,
 )
@@ -239,9 +240,10 @@ async def test_an_idempotency_key_is_shared_by_both_backends(gateway: Gateway) -
     try:
         first = await http.publish_room("doc:4", "user_message", {}, idempotency_key="k")
         assert await direct.publish_room("doc:4", "user_message", {}, idempotency_key="k") == first
-        sent = await direct.send_to_user("u9", {}, idempotency_key="k2")
-        repeat = await http.send_to_user("u9", {}, idempotency_key="k2")
-        assert repeat.duplicate and repeat.delivered == sent.delivered == 0
+        for a, b, key in ((direct, http, "k2"), (http, direct, "k3")):
+            sent = await a.send_to_user("u9", {}, idempotency_key=key)
+            repeat = await b.send_to_user("u9", {}, idempotency_key=key)
+            assert repeat.duplicate and repeat.delivered == sent.delivered == 0
     finally:
         await http.aclose()
         await direct.aclose()
@@ -389,6 +391,20 @@ async def test_refusals_raise_publish_rejected(publisher: Publisher, gateway: Ga
         async with HttpPublisher(gateway.http_url, "wrong-key", backoff=FAST) as wrong:
             await wrong.publish_room("doc:1", "user_message", {})
     assert unauthorized.value.status == 401
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_an_unreachable_backend_raises_publish_unavailable_after_the_retries(
+    backend: str,
+) -> None:
+    port = free_port()  # nothing listens there
+    pub: Publisher = (HttpPublisher(f"http://127.0.0.1:{port}", API_KEY, retries=2, backoff=FAST)
+                      if backend == "http" else
+                      RedisPublisher(f"redis://127.0.0.1:{port}/0", retries=2, backoff=FAST))
+    async with pub:
+        with pytest.raises(PublishUnavailable) as failed:
+            await pub.publish_room("doc:1", "user_message", {})
+    assert failed.value.attempts == 3
 
 
 # --- the socket client ---------------------------------------------------------------------------

@@ -166,7 +166,10 @@ class GatewayNode:
         pipe.publish(self.keys.user_channel(tenant, user), encode(msg))
         pipe.hgetall(self.keys.user_nodes(tenant, user))
         _, counts = await pipe.execute()
-        return sum(int(n) for node, n in counts.items() if node.decode() in self.live_nodes)
+        nodes = {node.decode(): int(n) for node, n in counts.items()}
+        if not nodes.keys() <= self.live_nodes:  # a node newer than our last look, or a dead one
+            await self._refresh_liveness()
+        return sum(n for node, n in nodes.items() if node in self.live_nodes)
 
     async def broadcast(self, tenant: str, type_: str, data: dict[str, Any],
                         sender: dict[str, Any] | None = None) -> int:
