@@ -42,8 +42,8 @@ from goldwire.client.errors import PublishError, PublishUnavailable
 from goldwire.client.publisher import BatchItem, Publisher, prepare
 from goldwire.protocol.http import PublishRequest, PublishResult
 from goldwire.protocol.keys import Keys
-from goldwire.protocol.messages import encode
-from goldwire.protocol.scripts import PUBLISH_ROOM, room_frame_parts
+from goldwire.protocol.messages import direct_frame
+from goldwire.protocol.scripts import PUBLISH_DIRECT, PUBLISH_ROOM, room_frame_parts
 
 log = logging.getLogger("goldwire.client.publisher")
 
@@ -51,24 +51,6 @@ log = logging.getLogger("goldwire.client.publisher")
 RETRYABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 
 EVENTS_MAXLEN = 1_000_000  # the gateway's default `events_maxlen`
-
-PUBLISH_DIRECT = """
--- KEYS: idempotency key; ARGV: channel, frame, window_ms
-if not redis.call('SET', KEYS[1], '{}', 'NX', 'PX', ARGV[3]) then
-  return {redis.call('GET', KEYS[1]) or '{}', 1}
-end
-return {redis.call('PUBLISH', ARGV[1], ARGV[2]), 0}
-"""
-
-
-def direct_frame(type_: str, data: dict[str, Any], sender: dict[str, Any] | None) -> bytes:
-    """A user or broadcast frame, field for field what the gateway's node builds."""
-    msg: dict[str, Any] = {"type": type_, "ts": int(time.time() * 1000)}
-    if sender:
-        msg["from"] = sender
-    msg["data"] = data
-    return encode(msg)
-
 
 class RedisPublisher(Publisher):
     """Publishes to the Redis a gateway uses, with the gateway's keys and scripts."""
@@ -146,7 +128,8 @@ class RedisPublisher(Publisher):
         idem = keys.idempotency(tenant, req.idempotency_key)
         reached, dup = await self._publish_direct(
             keys=[idem],
-            args=[channel, direct_frame(req.type.value, req.data, req.from_),
+            args=[channel, direct_frame(req.type.value, req.data, req.from_,
+                                       int(time.time() * 1000)),
                   self.idempotency_window * 1000],
         )
         if dup:

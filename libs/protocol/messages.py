@@ -159,6 +159,16 @@ def encode(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def direct_frame(type_: str, data: dict[str, Any], sender: dict[str, Any] | None,
+                 ts_ms: int) -> bytes:
+    """A message to a user or to a whole tenant: no room, no offset."""
+    msg: dict[str, Any] = {"type": type_, "ts": ts_ms}
+    if sender:
+        msg["from"] = sender
+    msg["data"] = data
+    return encode(msg)
+
+
 def reply(ref: Ref | None, data: dict[str, Any]) -> bytes:
     """A successful command reply: a `system_message` carrying the command's ref."""
     msg: dict[str, Any] = {"type": "system_message", "data": data}

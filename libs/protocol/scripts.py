@@ -38,9 +38,12 @@ return {id, 0}
 
 # Recovery is provable only when (1) this Redis has held the room's history
 # since before `since` (meta `origin` <= since: a flush, restart or failover
-# loses `origin` and the next publish sets a newer one), (2) trimming never
-# deleted an entry after `since` (max-deleted-entry-id <= since), and (3)
-# `since` is not from the future of this stream. Needs Redis/Valkey >= 7.
+# loses `origin`, and the next publish sets a newer one), (2) nothing after
+# `since` was trimmed: trimming only ever removes the oldest entries, so that
+# holds when `since` is at or past the first entry still kept, when nothing
+# was ever removed (entries-added == length), or when `since` is the latest
+# offset itself; and (3) `since` is not from the future of this stream.
+# (Redis 7.0 does not update max-deleted-entry-id on trims, so it is not used.)
 READ_ROOM = """
 -- KEYS: history, meta; ARGV: since ('' = only the latest offset)
 local function parse(id)
@@ -54,18 +57,33 @@ local function less(x, y)
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', 0} end
 local info = redis.call('XINFO', 'STREAM', KEYS[1])
-local last, maxdel = '0-0', '0-0'
+local last, length, added, first = '0-0', 0, 0, nil
 for i = 1, #info, 2 do
-  if info[i] == 'last-generated-id' then last = info[i + 1]
-  elseif info[i] == 'max-deleted-entry-id' then maxdel = info[i + 1] end
+  local k = info[i]
+  if k == 'last-generated-id' then last = info[i + 1]
+  elseif k == 'length' then length = info[i + 1]
+  elseif k == 'entries-added' then added = info[i + 1]
+  elseif k == 'first-entry' and info[i + 1] then first = info[i + 1][1] end
 end
 local since = ARGV[1]
 if since == '' then return {last, 0} end
 local origin = redis.call('HGET', KEYS[2], 'origin')
-if (not origin) or less(since, origin) or less(since, maxdel) or less(last, since) then
-  return {last, 0}
-end
+if (not origin) or less(since, origin) or less(last, since) then return {last, 0} end
+local complete = (added == length) or (since == last) or (first and not less(since, first))
+if not complete then return {last, 0} end
 return {last, 1, redis.call('XRANGE', KEYS[1], '(' .. since, '+')}
+"""
+
+# User and broadcast publishes have no history; with an idempotency key, the
+# claim and the PUBLISH are one step, so a crash between them cannot leave a
+# claimed key with nothing delivered. The caller stores the result under the
+# key afterwards (SET XX KEEPTTL); a duplicate gets what is stored.
+PUBLISH_DIRECT = """
+-- KEYS: idempotency key; ARGV: channel, frame, window_ms
+if not redis.call('SET', KEYS[1], '{}', 'NX', 'PX', ARGV[3]) then
+  return {redis.call('GET', KEYS[1]) or '{}', 1}
+end
+return {redis.call('PUBLISH', ARGV[1], ARGV[2]), 0}
 """
 
 

@@ -14,6 +14,7 @@ so the rooms can fetch what was published during the gap.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -73,6 +74,7 @@ class RedisBroker:
         self._on_disconnect = on_disconnect
         self._publish_room = self.redis.register_script(scripts.PUBLISH_ROOM)
         self._read_room = self.redis.register_script(scripts.READ_ROOM)
+        self._publish_direct = self.redis.register_script(scripts.PUBLISH_DIRECT)
         self.connected = False
 
     # --- lifecycle -----------------------------------------------------------
@@ -198,8 +200,22 @@ class RedisBroker:
                 entries.append((offset, scripts.build_frame(f[b"h"], offset, f[b"t"])))
         return RoomHistory(latest, recovered, entries)
 
-    async def publish(self, channel: str, payload: bytes) -> int:
-        return int(await self.redis.publish(channel, payload))
+    async def publish_direct(self, channel: str, frame: bytes,
+                             idempotency_key: str | None) -> tuple[int, bytes | None]:
+        """PUBLISH, or claim-then-PUBLISH atomically under an idempotency key.
+
+        Returns (subscribers reached, None), or (0, stored result) for a duplicate.
+        """
+        if idempotency_key is None:
+            return int(await self.redis.publish(channel, frame)), None
+        window = self.settings.idempotency_window * 1000
+        value, dup = await self._publish_direct(keys=[idempotency_key],
+                                                args=[channel, frame, window])
+        return (0, value) if dup else (int(value), None)
+
+    async def remember_result(self, idempotency_key: str | None, result: dict[str, Any]) -> None:
+        if idempotency_key is not None:
+            await self.redis.set(idempotency_key, json.dumps(result), xx=True, keepttl=True)
 
     async def ping_latency(self) -> float:
         start = time.perf_counter()

@@ -184,7 +184,7 @@ async def handle_publish(node: GatewayNode, conn: Connection, command: Publish) 
 async def handle_send(node: GatewayNode, conn: Connection, command: Send) -> dict[str, Any]:
     principal = conn.principal
     assert principal is not None
-    delivered = await node.send_to_user(principal.tenant, command.user, "user_message",
+    delivered, _ = await node.send_to_user(principal.tenant, command.user, "user_message",
                                         command.data, sender=principal.public())
     node.outbox.event("send", conn, to=command.user)
     return {"delivered": delivered}

@@ -22,7 +22,7 @@ from goldwire.gateway.outbox import Outbox
 from goldwire.gateway.rooms import RoomHub
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.protocol.keys import Keys
-from goldwire.protocol.messages import encode
+from goldwire.protocol.messages import direct_frame
 from goldwire.protocol.scripts import room_frame_parts
 
 if TYPE_CHECKING:
@@ -156,29 +156,35 @@ class GatewayNode:
         return await self.broker.publish_room(tenant, room, head, tail, idempotency_key)
 
     async def send_to_user(self, tenant: str, user: str, type_: str, data: dict[str, Any],
-                           sender: dict[str, Any] | None = None) -> int:
-        """Deliver to every connection of `user`; returns how many connections that is."""
-        msg: dict[str, Any] = {"type": type_, "ts": int(time.time() * 1000)}
-        if sender:
-            msg["from"] = sender
-        msg["data"] = data
-        pipe = self.broker.redis.pipeline(transaction=False)
-        pipe.publish(self.keys.user_channel(tenant, user), encode(msg))
-        pipe.hgetall(self.keys.user_nodes(tenant, user))
-        _, counts = await pipe.execute()
+                           sender: dict[str, Any] | None = None,
+                           idempotency_key: str | None = None) -> tuple[int, bool]:
+        """Deliver to every connection of `user`: (connections reached, was_duplicate)."""
+        idem = self.keys.idempotency(tenant, idempotency_key) if idempotency_key else None
+        frame = direct_frame(type_, data, sender, int(time.time() * 1000))
+        _, stored = await self.broker.publish_direct(self.keys.user_channel(tenant, user), frame,
+                                                     idem)
+        if stored is not None:
+            return int(json.loads(stored).get("delivered", 0)), True
+        counts = await self.broker.redis.hgetall(self.keys.user_nodes(tenant, user))
         nodes = {node.decode(): int(n) for node, n in counts.items()}
         if not nodes.keys() <= self.live_nodes:  # a node newer than our last look, or a dead one
             await self._refresh_liveness()
-        return sum(n for node, n in nodes.items() if node in self.live_nodes)
+        delivered = sum(n for node, n in nodes.items() if node in self.live_nodes)
+        await self.broker.remember_result(idem, {"delivered": delivered})
+        return delivered, False
 
     async def broadcast(self, tenant: str, type_: str, data: dict[str, Any],
-                        sender: dict[str, Any] | None = None) -> int:
-        """Deliver to every connection of `tenant`; returns how many gateways that reached."""
-        msg: dict[str, Any] = {"type": type_, "ts": int(time.time() * 1000)}
-        if sender:
-            msg["from"] = sender
-        msg["data"] = data
-        return await self.broker.publish(self.keys.tenant_channel(tenant), encode(msg))
+                        sender: dict[str, Any] | None = None,
+                        idempotency_key: str | None = None) -> tuple[int, bool]:
+        """Deliver to every connection of `tenant`: (gateways reached, was_duplicate)."""
+        idem = self.keys.idempotency(tenant, idempotency_key) if idempotency_key else None
+        frame = direct_frame(type_, data, sender, int(time.time() * 1000))
+        reached, stored = await self.broker.publish_direct(self.keys.tenant_channel(tenant),
+                                                           frame, idem)
+        if stored is not None:
+            return int(json.loads(stored).get("delivered", 0)), True
+        await self.broker.remember_result(idem, {"delivered": reached})
+        return reached, False
 
     # --- Redis gaps -------------------------------------------------------------------
     def _on_feed_lost(self) -> None:

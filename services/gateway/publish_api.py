@@ -2,13 +2,13 @@
 
 Room publishes take the same path as a client's (one atomic script, offsets
 and order shared); user and broadcast publishes are de-duplicated by a
-`SET NX` on the idempotency key, which holds the first result for the window.
+claim on the idempotency key made in the same script as the PUBLISH, which
+then holds the first result for the window.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from redis.exceptions import RedisError
@@ -33,37 +33,23 @@ def require_api_key(request: Request, node: GatewayNode = Depends(node_of)) -> N
 
 
 async def publish_one(node: GatewayNode, req: PublishRequest) -> PublishResult:
-    sender = req.from_
+    """One publish, through the same node operations a socket command uses."""
+    type_, sender, key = req.type.value, req.from_, req.idempotency_key
     if req.room is not None:
-        offset, dup = await node.publish_room(req.tenant, req.room, req.type.value, req.data,
-                                              sender=sender, idempotency_key=req.idempotency_key)
-        node.outbox.event("publish", None, tenant=req.tenant, room=req.room,
-                          type=req.type.value, offset=offset, source="api")
-        return PublishResult(offset=offset, duplicate=dup)
-    redis = node.broker.redis
-    idem_key = None
-    if req.idempotency_key:
-        idem_key = node.keys.idempotency(req.tenant, req.idempotency_key)
-        window = node.settings.idempotency_window * 1000
-        if not await redis.set(idem_key, "{}", nx=True, px=window):
-            first = await redis.get(idem_key)
-            return PublishResult(**json.loads(first or "{}"), duplicate=True)
-    try:
-        if req.user is not None:
-            delivered = await node.send_to_user(req.tenant, req.user, req.type.value, req.data,
-                                                sender=sender)
-        else:
-            delivered = await node.broadcast(req.tenant, req.type.value, req.data, sender=sender)
-    except BaseException:
-        if idem_key:
-            await redis.delete(idem_key)
-        raise
-    result = PublishResult(delivered=delivered)
-    if idem_key:
-        await redis.set(idem_key, result.model_dump_json(exclude={"duplicate"}), xx=True,
-                        keepttl=True)
-    node.outbox.event("publish", None, tenant=req.tenant, user=req.user,
-                      type=req.type.value, source="api")
+        offset, dup = await node.publish_room(req.tenant, req.room, type_, req.data,
+                                              sender=sender, idempotency_key=key)
+        result = PublishResult(offset=offset, duplicate=dup)
+    elif req.user is not None:
+        delivered, dup = await node.send_to_user(req.tenant, req.user, type_, req.data,
+                                                 sender=sender, idempotency_key=key)
+        result = PublishResult(delivered=delivered, duplicate=dup)
+    else:
+        delivered, dup = await node.broadcast(req.tenant, type_, req.data, sender=sender,
+                                              idempotency_key=key)
+        result = PublishResult(delivered=delivered, duplicate=dup)
+    if not dup:  # a retry is one publish, for analytics too
+        node.outbox.event("publish", None, tenant=req.tenant, room=req.room, to=req.user,
+                          type=type_, offset=result.offset, source="api")
     return result
 
 
@@ -78,8 +64,13 @@ async def publish(req: PublishRequest, node: GatewayNode = Depends(node_of)) -> 
 
 @router.post("/v1/publish/batch", response_model=BatchResult, response_model_exclude_none=True,
              dependencies=[Depends(require_api_key)])
-async def publish_batch(batch: BatchRequest, node: GatewayNode = Depends(node_of)) -> BatchResult:
+async def publish_batch(batch: list[PublishRequest] | BatchRequest,
+                        node: GatewayNode = Depends(node_of)) -> BatchResult:
+    """A list of publishes (or `{"items": [...]}`), applied in order."""
+    items = batch.items if isinstance(batch, BatchRequest) else batch
+    if not 1 <= len(items) <= 1000:
+        raise HTTPException(422, "a batch holds 1 to 1000 publishes")
     try:
-        return BatchResult(results=[await publish_one(node, item) for item in batch.items])
+        return BatchResult(results=[await publish_one(node, item) for item in items])
     except (RedisError, OSError) as exc:
         raise HTTPException(503, "storage unavailable; retry with the same keys") from exc
