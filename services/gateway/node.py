@@ -103,8 +103,9 @@ class GatewayNode:
         self.connections[conn.id] = conn
         user = await self.groups.acquire(self._user_channel(p.tenant, p.user_id), self._group)
         user.members.add(conn.transport)
-        tenant = await self.groups.acquire(self.keys.tenant_channel(p.tenant).encode(), self._group)
+        tenant = await self.groups.acquire(self._tenant_channel(p.tenant), self._group)
         tenant.members.add(conn.transport)
+        # Counted before the reply, so a `send` right after connect already sees it.
         await self.broker.redis.hset(self.keys.user_nodes(p.tenant, p.user_id), self.node_id,
                                      len(user.members))
         self.outbox.event("connect", conn, name=p.name, status=conn.status)
@@ -118,24 +119,32 @@ class GatewayNode:
         now = conn.now()
         for room in conn.rooms.values():
             self.rooms.leave(conn, room)
-        left = 0
-        for channel in (self._user_channel(p.tenant, p.user_id),
-                        self.keys.tenant_channel(p.tenant).encode()):
+        for channel in (self._user_channel(p.tenant, p.user_id), self._tenant_channel(p.tenant)):
             group = self.groups.groups.get(channel)
             if group is not None:
                 group.members.discard(conn.transport)
                 self.groups.release(group, now)
-                if channel.startswith(self._user_prefix()):
-                    left = len(group.members)
-        self._count_user(p.tenant, p.user_id, left)
+        self._count_user(p.tenant, p.user_id)
         self.outbox.event("disconnect", conn, rooms=list(conn.rooms))
 
-    def _count_user(self, tenant: str, user: str, count: int) -> None:
+    def _count_user(self, tenant: str, user: str) -> None:
+        """Record in Redis how many of `user`'s connections this node holds."""
+        group = self.groups.groups.get(self._user_channel(tenant, user))
+        count = len(group.members) if group is not None else 0
         key = self.keys.user_nodes(tenant, user)
         if count > 0:
             self.outbox.command("HSET", key, self.node_id, count)
         else:
             self.outbox.command("HDEL", key, self.node_id)
+
+    def _recount_users(self) -> None:
+        """After Redis lost its data: write every local user's count again."""
+        seen = set()
+        for conn in self.connections.values():
+            p = conn.principal
+            if p is not None and (p.tenant, p.user_id) not in seen:
+                seen.add((p.tenant, p.user_id))
+                self._count_user(p.tenant, p.user_id)
 
     def _group(self, channel: bytes) -> LocalGroup:
         return LocalGroup(channel, self.metrics)
@@ -143,8 +152,8 @@ class GatewayNode:
     def _user_channel(self, tenant: str, user: str) -> bytes:
         return self.keys.user_channel(tenant, user).encode()
 
-    def _user_prefix(self) -> bytes:
-        return self.keys.user_channel("", "").encode()[:-1]
+    def _tenant_channel(self, tenant: str) -> bytes:
+        return self.keys.tenant_channel(tenant).encode()
 
     # --- the operations shared by sockets and HTTP ---------------------------------------
     async def publish_room(self, tenant: str, room: str, type_: str, data: dict[str, Any],
@@ -192,6 +201,7 @@ class GatewayNode:
 
     async def _after_reconnect(self) -> None:
         self.metrics.pubsub_reconnects += 1
+        self._recount_users()
         await self.rooms.catch_up()
 
     # --- node-wide loops ---------------------------------------------------------------
