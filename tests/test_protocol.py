@@ -156,3 +156,20 @@ def test_publish_request_needs_exactly_one_target() -> None:
     with pytest.raises(ValueError):
         PublishRequest()
     assert PublishRequest(broadcast=True).tenant == "default"
+
+
+def test_asyncapi_document_is_current() -> None:
+    """docs/asyncapi.json is generated from the models; regenerate it when they change:
+    `python -m goldwire.protocol.asyncapi > docs/asyncapi.json`."""
+    from pathlib import Path
+
+    from goldwire.protocol.asyncapi import build, render
+
+    checked_in = Path(__file__).parent.parent / "docs" / "asyncapi.json"
+    assert checked_in.read_text() == render(), "docs/asyncapi.json is stale"
+    doc = build()
+    assert doc["asyncapi"] == "3.0.0"
+    ops = {name for name in doc["operations"] if name.startswith("receive")}
+    assert len(ops) == len(COMMAND_TYPES)
+    assert {m["name"] for m in doc["components"]["messages"].values()} >= {t.value for t in
+                                                                            MessageType}
