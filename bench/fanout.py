@@ -16,8 +16,14 @@ What it does, all on loopback, with a private Redis (`RedisServer`):
 2. Ceiling. The same clients against `bench/ceiling_server.py`, a bare `websockets`
    `serve` + `broadcast` server (no Redis, no protocol), fed the same-sized frames at
    the same rates over a control socket.
-3. Idle memory. `--idle-connections` authenticated idle sockets (each joined to one
-   room) on a fresh gateway and on a fresh ceiling server; RSS before and after.
+3. ASGI (only with `--systems ...,asgi`). The same clients against
+   `bench/asgi_server.py`: the same broadcast over the same control socket, served the
+   ordinary ASGI way (a FastAPI WebSocket endpoint under uvicorn, one
+   `await ws.send_text(...)` per socket per message; `--asgi-send`, `--asgi-ws`).
+4. Idle memory. `--idle-connections` authenticated idle sockets (each joined to one
+   room) on a fresh server of each system; RSS before and after.
+
+`--systems` picks which of goldwire, ceiling and asgi run (default goldwire,ceiling).
 
 The clients (`bench/_clients.py`) run in their own processes. With two or more CPUs
 the server under test is pinned to the first CPU and the clients, the publisher and
@@ -76,6 +82,8 @@ TARGET_P99_MS = 50.0
 TARGET_P99_AT = 20_000  # deliveries/s offered
 TARGET_IDLE_KB = 20.0
 TARGET_IDLE_AT = 5_000
+
+SYSTEMS = ("goldwire", "ceiling", "asgi")
 
 
 def log(msg: str) -> None:
@@ -339,23 +347,53 @@ class Gateway:
 
 @dataclass
 class Ceiling:
+    """A reference server fed over a control socket (bench/ceiling_server.py)."""
+
     proc: subprocess.Popen[bytes]
     port: int
     control_port: int
+
+    script = "ceiling_server.py"
+    what = "ceiling server"
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
     @classmethod
+    def extra_args(cls, cfg: Config) -> list[str]:
+        return []
+
+    @classmethod
     async def start(cls, children: Children, cfg: Config, name: str) -> Ceiling:
         port, control = free_port(), free_port()
-        argv = [sys.executable, str(BENCH_DIR / "ceiling_server.py"), "--port", str(port),
-                "--control-port", str(control), "--ping-interval", str(cfg.heartbeat)]
+        argv = [sys.executable, str(BENCH_DIR / cls.script), "--port", str(port),
+                "--control-port", str(control), "--ping-interval", str(cfg.heartbeat),
+                *cls.extra_args(cfg)]
         proc = children.spawn(name, argv, cfg.server_cpus)
-        await wait_port("127.0.0.1", control, proc, "ceiling server")
-        await wait_port("127.0.0.1", port, proc, "ceiling server")
+        await wait_port("127.0.0.1", control, proc, cls.what)
+        await wait_port("127.0.0.1", port, proc, cls.what)
         return cls(proc, port, control)
+
+
+class Asgi(Ceiling):
+    """The same broadcast served through ASGI: FastAPI under uvicorn (bench/asgi_server.py)."""
+
+    script = "asgi_server.py"
+    what = "asgi server"
+
+    @classmethod
+    def extra_args(cls, cfg: Config) -> list[str]:
+        return ["--send", cfg.asgi_send, "--ws", cfg.asgi_ws]
+
+
+async def start_server(system: str, cfg: Config, children: Children, what: str
+                       ) -> Gateway | Ceiling:
+    if system == "goldwire":
+        return await Gateway.start(children, cfg, f"gateway-{what}")
+    if system == "asgi":
+        return await Asgi.start(children, cfg, f"asgi-{what}")
+    return await Ceiling.start(children, cfg, f"ceiling-{what}")
 
 
 # --- publishers ---------------------------------------------------------------------------
@@ -456,6 +494,9 @@ class Config:
     src_addrs: int
     server_cpus: set[int] | None
     client_cpus: set[int] | None
+    systems: list[str] = field(default_factory=lambda: ["goldwire", "ceiling"])
+    asgi_send: str = "loop"
+    asgi_ws: str = "auto"
     redis_url: str = ""
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     api_key: str = field(default_factory=lambda: "bench-" + secrets.token_urlsafe(16))
@@ -602,12 +643,8 @@ async def run_step(system: str, cfg: Config, pool: Pool, connected: int, pub: Pu
 
 async def fanout_system(system: str, cfg: Config, children: Children, pool: Pool,
                         redis_pid: int | None, step_base: int) -> list[dict[str, Any]]:
-    server: Gateway | Ceiling
     log(f"{system}: starting the server")
-    if system == "goldwire":
-        server = await Gateway.start(children, cfg, "gateway-fanout")
-    else:
-        server = await Ceiling.start(children, cfg, "ceiling-fanout")
+    server = await start_server(system, cfg, children, "fanout")
     results: list[dict[str, Any]] = []
     pub: Publisher | None = None
     try:
@@ -666,11 +703,7 @@ async def idle_system(system: str, cfg: Config, children: Children, pool: Pool) 
     n = cfg.idle_connections
     warm = max(10, min(200, n // 10))
     log(f"{system}: idle memory, {warm} warm-up + {n} idle connections on a fresh server")
-    server: Gateway | Ceiling
-    if system == "goldwire":
-        server = await Gateway.start(children, cfg, "gateway-idle")
-    else:
-        server = await Ceiling.start(children, cfg, "ceiling-idle")
+    server = await start_server(system, cfg, children, "idle")
     try:
         sources = sources_for(n + warm, cfg.src_addrs)
         rss_fresh = await settled_rss(server.pid, 3)
@@ -717,23 +750,25 @@ def verdict(ok: bool | None) -> str:
 def summarize(cfg: Config, fan: list[dict[str, Any]], idle: list[dict[str, Any]]) -> None:
     by = {(r["system"], r["rate"]): r for r in fan}
     ratios = []
-    for rate in cfg.rates:
-        gw, ce = by.get(("goldwire", rate)), by.get(("ceiling", rate))
-        if not gw or not ce:
-            continue
-        cpu_ratio = None
-        if gw["server_cpu_us_per_delivery"] and ce["server_cpu_us_per_delivery"]:
-            cpu_ratio = round(gw["server_cpu_us_per_delivery"] / ce["server_cpu_us_per_delivery"],
-                              3)
-        ratio = {
-            "kind": "ratio", "rate": rate, "clients": gw["clients"],
-            "deliveries_per_s_ratio": (round(gw["deliveries_per_s"] / ce["deliveries_per_s"], 3)
-                                       if ce["deliveries_per_s"] else None),
-            "cpu_per_delivery_ratio": cpu_ratio,
-            "p99_ratio": round(gw["p99_ms"] / ce["p99_ms"], 3) if ce["p99_ms"] else None,
-        }
-        emit(ratio)
-        ratios.append(ratio)
+    for baseline in ("ceiling", "asgi"):
+        for rate in cfg.rates:
+            gw, ce = by.get(("goldwire", rate)), by.get((baseline, rate))
+            if not gw or not ce:
+                continue
+            cpu_ratio = None
+            if gw["server_cpu_us_per_delivery"] and ce["server_cpu_us_per_delivery"]:
+                cpu_ratio = round(gw["server_cpu_us_per_delivery"]
+                                  / ce["server_cpu_us_per_delivery"], 3)
+            ratio = {
+                "kind": "ratio", "baseline": baseline, "rate": rate, "clients": gw["clients"],
+                "deliveries_per_s_ratio": (
+                    round(gw["deliveries_per_s"] / ce["deliveries_per_s"], 3)
+                    if ce["deliveries_per_s"] else None),
+                "cpu_per_delivery_ratio": cpu_ratio,
+                "p99_ratio": round(gw["p99_ms"] / ce["p99_ms"], 3) if ce["p99_ms"] else None,
+            }
+            emit(ratio)
+            ratios.append(ratio)
 
     targets = []
     # 1. deliveries/s >= 60% of the ceiling: the best rate each sustained over the steps
@@ -742,7 +777,8 @@ def summarize(cfg: Config, fan: list[dict[str, Any]], idle: list[dict[str, Any]]
     ce_best = max((r["deliveries_per_s"] for r in fan if r["system"] == "ceiling"), default=0)
     if gw_best and ce_best:
         ratio_best = round(gw_best / ce_best, 3)
-        saturated = any(r["deliveries_per_s"] < 0.97 * r["offered_per_s"] for r in fan)
+        saturated = any(r["deliveries_per_s"] < 0.97 * r["offered_per_s"] for r in fan
+                        if r["system"] in ("goldwire", "ceiling"))
         targets.append({"name": "deliveries/s >= 60% of ceiling", "value": ratio_best,
                         "threshold": TARGET_DELIVERY_RATIO,
                         "ok": ratio_best >= TARGET_DELIVERY_RATIO,
@@ -802,7 +838,7 @@ def summarize(cfg: Config, fan: list[dict[str, Any]], idle: list[dict[str, Any]]
           "delivery; +redis = gateway + Redis; cli % = client processes' CPU / their cores",
           file=out)
     for ratio in ratios:
-        print(f"Goldwire/ceiling at {ratio['rate']:g} msg/s: deliveries/s "
+        print(f"Goldwire/{ratio['baseline']} at {ratio['rate']:g} msg/s: deliveries/s "
               f"{_num(ratio['deliveries_per_s_ratio'])}x, CPU per delivery "
               f"{_num(ratio['cpu_per_delivery_ratio'])}x, p99 {_num(ratio['p99_ratio'])}x",
               file=out)
@@ -835,7 +871,7 @@ async def bench(cfg: Config, children: Children, redis_pid: int) -> int:
                  for i in range(cfg.client_procs)])
     fan: list[dict[str, Any]] = []
     idle: list[dict[str, Any]] = []
-    systems = ["goldwire"] + ([] if cfg.skip_ceiling else ["ceiling"])
+    systems = cfg.systems
     try:
         for k, system in enumerate(systems):
             fan += await fanout_system(system, cfg, children, pool, redis_pid, 1000 * (k + 1))
@@ -860,7 +896,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="idle connections for the memory test; 0 skips it (5000)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny run: 50 clients, 2 s, 200 idle connections")
-    p.add_argument("--skip-ceiling", action="store_true")
+    p.add_argument("--systems", default="goldwire,ceiling",
+                   help="comma-separated, run in this order: goldwire, ceiling, asgi "
+                        "(goldwire,ceiling)")
+    p.add_argument("--skip-ceiling", action="store_true", help="drop ceiling from --systems")
+    p.add_argument("--asgi-send", choices=("loop", "gather"), default="loop",
+                   help="asgi server: a loop of `await ws.send_text` or asyncio.gather of "
+                        "them (loop)")
+    p.add_argument("--asgi-ws", default="auto",
+                   help="asgi server: uvicorn's --ws implementation (auto = uvicorn's default)")
     p.add_argument("--publish-via", choices=("redis", "http"), default="redis",
                    help="Goldwire publisher: the PUBLISH_ROOM script on Redis (as the gateway "
                         "publishes) or POST /v1/publish (redis)")
@@ -890,6 +934,12 @@ def make_config(args: argparse.Namespace) -> Config:
         raise SystemExit("--rates: positive numbers, comma-separated")
     if args.clients <= 0 or args.duration <= 0:
         raise SystemExit("--clients and --duration must be positive")
+    systems = [x.strip() for x in args.systems.split(",") if x.strip()]
+    unknown = sorted(set(systems) - set(SYSTEMS))
+    if unknown or not systems or len(set(systems)) != len(systems):
+        raise SystemExit(f"--systems: distinct names out of {', '.join(SYSTEMS)}")
+    if args.skip_ceiling:
+        systems = [x for x in systems if x != "ceiling"]
     cpus = sorted(os.sched_getaffinity(0))
     server_cpus: set[int] | None = None
     client_cpus: set[int] | None = None
@@ -903,7 +953,7 @@ def make_config(args: argparse.Namespace) -> Config:
         heartbeat=args.heartbeat, concurrency=max(1, args.concurrency),
         connect_timeout=args.connect_timeout, client_procs=max(1, procs),
         src_addrs=max(0, args.src_addrs), server_cpus=server_cpus, client_cpus=client_cpus,
-        smoke=args.smoke,
+        systems=systems, asgi_send=args.asgi_send, asgi_ws=args.asgi_ws, smoke=args.smoke,
     )
 
 
@@ -922,7 +972,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"server CPUs {sorted(cfg.server_cpus) if cfg.server_cpus else 'any'}, client CPUs "
         f"{sorted(cfg.client_cpus) if cfg.client_cpus else 'any'}, {cfg.client_procs} client "
         f"process(es); {cfg.clients} clients, rates {cfg.rates}, {cfg.duration:g} s per step, "
-        f"{cfg.idle_connections} idle connections")
+        f"{cfg.idle_connections} idle connections; systems {','.join(cfg.systems)}")
     signal.signal(signal.SIGTERM, _sigterm)
     log_dir = tempfile.mkdtemp(prefix="goldwire-fanout-")
     children = Children(log_dir)

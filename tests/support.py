@@ -24,6 +24,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from goldwire.cli.procutil import parent_death_signal
 from goldwire.cli.tokens import mint_token
 
 SECRET = "test-secret-0123456789-0123456789-abcdef"
@@ -63,7 +64,8 @@ class Gateway:
 
     def start(self) -> Gateway:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "goldwire.cli", "gateway"], env=self.env
+            [sys.executable, "-m", "goldwire.cli", "gateway"], env=self.env,
+            preexec_fn=parent_death_signal(signal.SIGKILL),  # no orphan if pytest dies
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -50,4 +50,4 @@ def start_test_redis(environ: Mapping[str, str] | None = None) -> PrivateRedis:
                 f"{DOCKER_ENV}=1 but Docker did not start Redis; using a local binary",
                 file=sys.stderr,
             )
-    return RedisServer().start()
+    return RedisServer(die_with_parent=True).start()
