@@ -104,7 +104,10 @@ Command = Annotated[
 COMMAND_TYPES: tuple[type[_Command], ...] = (
     Connect, Join, Leave, Publish, Send, Status, Ping, Session, Prefs,
 )
-OPS: frozenset[str] = frozenset(t.model_fields["op"].annotation.__args__[0] for t in COMMAND_TYPES)
+OPS: frozenset[str] = frozenset(
+    t.model_fields["op"].annotation.__args__[0]  # type: ignore[union-attr]
+    for t in COMMAND_TYPES
+)
 
 _command_adapter: TypeAdapter[Any] = TypeAdapter(Command)
 

@@ -2,8 +2,8 @@
 
 The callback (`AUTHZ_URL`) gets `POST {"user", "tenant", "room", "action"}`
 and answers `{"allow": true|false}`; answers are cached for
-`AUTHZ_CACHE_SECONDS`. A callback that fails or times out denies with
-`unavailable` rather than letting anyone in.
+`AUTHZ_CACHE_SECONDS`. A callback that fails, times out or answers 5xx
+refuses with `unavailable` (not cached) rather than letting anyone in.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ class RoomAuthorizer:
                 json={"user": who.user_id, "tenant": who.tenant, "room": room,
                       "action": action.value},
             )
+            if resp.status_code >= 500:
+                raise AuthzUnavailable(f"callback answered {resp.status_code}")
             allow = resp.status_code == 200 and resp.json().get("allow") is True
         except (httpx.HTTPError, ValueError) as exc:
             raise AuthzUnavailable(str(exc)) from None

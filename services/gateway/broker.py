@@ -17,7 +17,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -53,7 +53,7 @@ class RedisBroker:
         self,
         settings: GatewaySettings,
         keys: Keys,
-        on_reconnect: Callable[[], Awaitable[None]],
+        on_reconnect: Callable[[], Coroutine[Any, Any, None]],
         on_disconnect: Callable[[], None],
     ) -> None:
         self.settings = settings

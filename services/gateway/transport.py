@@ -53,7 +53,7 @@ class WebSocketTransport(asyncio.Protocol):
         self.conn: Connection | None = None
         self.plain = True  # no extension negotiated: pre-built frames may be written as is
         self.awaiting_pong = False
-        self._fragments: list[bytes] = []
+        self._fragments: list[bytes | bytearray | memoryview] = []
         self._binary = False
         self._abort_handle: asyncio.TimerHandle | None = None
 
