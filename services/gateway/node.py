@@ -101,9 +101,11 @@ class GatewayNode:
         p = conn.principal
         assert p is not None
         self.connections[conn.id] = conn
-        user = await self.groups.acquire(self._user_channel(p.tenant, p.user_id), self._group)
+        user, tenant = await asyncio.gather(
+            self.groups.acquire(self._user_channel(p.tenant, p.user_id), self._group),
+            self.groups.acquire(self._tenant_channel(p.tenant), self._group),
+        )
         user.members.add(conn.transport)
-        tenant = await self.groups.acquire(self._tenant_channel(p.tenant), self._group)
         tenant.members.add(conn.transport)
         # Counted before the reply, so a `send` right after connect already sees it.
         await self.broker.redis.hset(self.keys.user_nodes(p.tenant, p.user_id), self.node_id,
