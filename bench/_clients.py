@@ -11,9 +11,18 @@ parser for server frames (never masked) and masked client frames (the
 string with `bytes.find` instead of decoding the JSON, and every socket checks
 its own sequence for loss, duplicates and order.
 
+Two wire protocols: `"proto": "goldwire"` (the default; also the ceiling's and the
+ASGI server's) is ready when the reply to its `connect` (`"ref":1`) arrives;
+`"proto": "sio"` speaks Engine.IO 4 / Socket.IO 5 straight over the WebSocket
+(`/socket.io/?EIO=4&transport=websocket`, no HTTP long-polling first): its first
+frame is the Socket.IO `CONNECT` packet (`40{auth}`), it is ready at the server's
+`40{"sid":...}` and refused at `44{...}`, and it answers each Engine.IO ping (`2`)
+with a pong (`3`). Events (`42["document_update",{...}]`) carry the same `"b"`
+marker, so counting and checking is the same code for every server.
+
 Commands (parent -> worker), one per line; every one gets one reply line:
   {"cmd": "connect", "host", "port", "path", "frames": [connect frame per socket],
-   "src": [source addresses], "concurrency", "timeout"}
+   "src": [source addresses], "concurrency", "timeout", "proto"}
   {"cmd": "step", "step": k}       reset the per-step counters
   {"cmd": "count"}                 messages of the current step received so far
   {"cmd": "report", "expected": n} the step's statistics and latency samples (µs)
@@ -43,6 +52,9 @@ WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MARK = b'"b":"'
 MARK_LEN = len(MARK)
 REPLY_REF = b'"ref":1'
+EIO_PING = b"2"
+SIO_CONNECTED = b"40"
+SIO_CONNECT_ERROR = b"44"
 
 
 def client_frame(opcode: int, payload: bytes) -> bytes:
@@ -82,12 +94,13 @@ class StepStats:
 class BenchClient(asyncio.Protocol):
     __slots__ = (
         "accept", "buf", "close_code", "connect_frame", "error", "maxseq", "ready", "request",
-        "seen", "transport", "uniq", "upgraded", "worker",
+        "seen", "sio", "transport", "uniq", "upgraded", "worker",
     )
 
     def __init__(self, worker: Worker, request: bytes, accept: bytes, connect_frame: bytes,
-                 ready: asyncio.Future[None]) -> None:
+                 ready: asyncio.Future[None], sio: bool = False) -> None:
         self.worker = worker
+        self.sio = sio
         self.request = request
         self.accept = accept
         self.connect_frame = connect_frame
@@ -210,6 +223,9 @@ class BenchClient(asyncio.Protocol):
     # --- helpers ---------------------------------------------------------------------------
     def _other(self, frame: bytes) -> None:
         self.worker.stats.other += 1
+        if self.sio:
+            self._sio_other(frame)
+            return
         if self.ready is None or REPLY_REF not in frame:
             return
         if b'"type":"error"' in frame or b'"error":{' in frame:
@@ -218,6 +234,20 @@ class BenchClient(asyncio.Protocol):
         ready, self.ready = self.ready, None
         if not ready.done():
             ready.set_result(None)
+
+    def _sio_other(self, frame: bytes) -> None:
+        if frame == EIO_PING:
+            self.transport.write(client_frame(0x1, b"3"))  # type: ignore[union-attr]
+            return
+        if self.ready is None:
+            return
+        if frame.startswith(SIO_CONNECT_ERROR):
+            self._fail("connect refused: " + frame[:300].decode(errors="replace"))
+        elif frame.startswith(SIO_CONNECTED):
+            ready, self.ready = self.ready, None
+            if not ready.done():
+                ready.set_result(None)
+        # anything else before it (the Engine.IO open packet `0{...}`) is not the answer
 
     def _fail(self, why: str) -> None:
         ready, self.ready = self.ready, None
@@ -248,6 +278,7 @@ class Worker:
         frames: list[str] = cmd["frames"]
         sources: list[str] = cmd.get("src") or []
         timeout = float(cmd.get("timeout", 30))
+        sio = cmd.get("proto", "goldwire") == "sio"
         sem = asyncio.Semaphore(int(cmd.get("concurrency", 100)))
         self.closing = False
         errors: dict[str, int] = {}
@@ -277,7 +308,7 @@ class Worker:
                 ready: asyncio.Future[None] = loop.create_future()
                 _, client = await loop.create_connection(
                     lambda: BenchClient(self, request, accept, client_frame(0x1, frame.encode()),
-                                        ready),
+                                        ready, sio),
                     sock=sock,
                 )
                 try:

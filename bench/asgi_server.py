@@ -16,7 +16,8 @@ arrives on the control port is sent to every socket with
 
 The first frame a client sends (its `connect`) is answered with
 `{"type":"system_message","data":{},"ref":1}` so the benchmark clients treat it
-exactly like the gateway.
+exactly like the gateway. Rooms work as in the ceiling server: a socket joins the
+first room its `connect` names, and `@<room>\t<frame>` goes to that room only.
 
     python bench/asgi_server.py --port 9001 --control-port 9002
 
@@ -32,6 +33,7 @@ import resource
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import uvicorn
+from ceiling_server import room_of, split_line
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 ACK = '{"type":"system_message","data":{},"ref":1}'
@@ -39,29 +41,31 @@ ACK = '{"type":"system_message","data":{},"ref":1}'
 
 def create_app(host: str, control_port: int, send_mode: str) -> FastAPI:
     conns: set[WebSocket] = set()
+    rooms: dict[str, set[WebSocket]] = {}
 
-    async def send_loop(text: str) -> None:
-        for ws in tuple(conns):
+    async def send_loop(targets: set[WebSocket], text: str) -> None:
+        for ws in tuple(targets):
             try:
                 await ws.send_text(text)
             except Exception:  # closed under us: drop it, keep going
-                conns.discard(ws)
+                targets.discard(ws)
 
-    async def send_gather(text: str) -> None:
-        targets = tuple(conns)
-        results = await asyncio.gather(*[ws.send_text(text) for ws in targets],
+    async def send_gather(targets: set[WebSocket], text: str) -> None:
+        snapshot = tuple(targets)
+        results = await asyncio.gather(*[ws.send_text(text) for ws in snapshot],
                                        return_exceptions=True)
-        for ws, res in zip(targets, results, strict=True):
+        for ws, res in zip(snapshot, results, strict=True):
             if res is not None:
-                conns.discard(ws)
+                targets.discard(ws)
 
-    broadcast: Callable[[str], Awaitable[None]] = (
+    broadcast: Callable[[set[WebSocket], str], Awaitable[None]] = (
         send_gather if send_mode == "gather" else send_loop)
 
     async def control(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
-                await broadcast(line.rstrip(b"\n").decode())
+                room, frame = split_line(line)
+                await broadcast(conns if room is None else rooms.get(room, set()), frame)
         finally:
             writer.close()
 
@@ -80,14 +84,24 @@ def create_app(host: str, control_port: int, send_mode: str) -> FastAPI:
     async def endpoint(ws: WebSocket) -> None:
         await ws.accept()
         conns.add(ws)
+        room: str | None = None
         try:
             while True:
-                await ws.receive_text()
+                msg = await ws.receive_text()
+                if room is None:
+                    room = room_of(msg)
+                    rooms.setdefault(room, set()).add(ws)
                 await ws.send_text(ACK)
         except WebSocketDisconnect:
             pass
         finally:
             conns.discard(ws)
+            if room is not None:
+                members = rooms.get(room)
+                if members is not None:
+                    members.discard(ws)
+                    if not members:
+                        del rooms[room]
 
     return app
 

@@ -7,6 +7,10 @@ broadcast to all of them as one text frame with
 `connect`) is answered with `{"type":"system_message","data":{},"ref":1}` so the
 benchmark clients treat it exactly like the gateway.
 
+Rooms, for the many-rooms scenario: a socket is also kept in the set of the first
+room its `connect` names (`"rooms":[{"room":...}]`), and a control line
+`@<room>\t<frame>` is broadcast to that room's set only.
+
     python bench/ceiling_server.py --port 9001 --control-port 9002
 
 Runs on uvloop when it is installed (the gateway does, through uvicorn) and
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import resource
 import signal
 
@@ -26,21 +31,51 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 ACK = '{"type":"system_message","data":{},"ref":1}'
 
 
+def room_of(connect: str | bytes) -> str:
+    """The first room a `connect` frame names, or "" (bad frames are not this server's
+    business)."""
+    try:
+        return str(json.loads(connect)["rooms"][0]["room"])
+    except (ValueError, LookupError, TypeError):
+        return ""
+
+
+def split_line(line: bytes) -> tuple[str | None, str]:
+    """A control line: `@<room>\t<frame>` for one room, or a bare frame for everyone."""
+    line = line.rstrip(b"\n")
+    if line.startswith(b"@"):
+        room, _, frame = line[1:].partition(b"\t")
+        return room.decode(), frame.decode()
+    return None, line.decode()
+
+
 async def run(host: str, port: int, control_port: int, ping_interval: float | None) -> None:
     conns: set[ServerConnection] = set()
+    rooms: dict[str, set[ServerConnection]] = {}
 
     async def handler(ws: ServerConnection) -> None:
         conns.add(ws)
+        room: str | None = None
         try:
-            async for _ in ws:
+            async for msg in ws:
+                if room is None:
+                    room = room_of(msg)
+                    rooms.setdefault(room, set()).add(ws)
                 await ws.send(ACK)
         finally:
             conns.discard(ws)
+            if room is not None:
+                members = rooms.get(room)
+                if members is not None:
+                    members.discard(ws)
+                    if not members:
+                        del rooms[room]
 
     async def control(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
-                broadcast(conns, line.rstrip(b"\n").decode())
+                room, frame = split_line(line)
+                broadcast(conns if room is None else rooms.get(room, ()), frame)
         finally:
             writer.close()
 

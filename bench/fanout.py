@@ -16,14 +16,22 @@ What it does, all on loopback, with a private Redis (`RedisServer`):
 2. Ceiling. The same clients against `bench/ceiling_server.py`, a bare `websockets`
    `serve` + `broadcast` server (no Redis, no protocol), fed the same-sized frames at
    the same rates over a control socket.
-3. ASGI (only with `--systems ...,asgi`). The same clients against
+3. The peer (only with `--systems ...,socketio`). The same clients, speaking Engine.IO /
+   Socket.IO over raw WebSockets, against `bench/sio_server.py`: python-socketio's
+   `AsyncServer` with an `AsyncRedisManager` under uvicorn, published to by a
+   write-only `AsyncRedisManager` (`SioPublisher`), as its users publish from a backend.
+4. ASGI (only with `--systems ...,asgi`). The same clients against
    `bench/asgi_server.py`: the same broadcast over the same control socket, served the
    ordinary ASGI way (a FastAPI WebSocket endpoint under uvicorn, one
    `await ws.send_text(...)` per socket per message; `--asgi-send`, `--asgi-ws`).
-4. Idle memory. `--idle-connections` authenticated idle sockets (each joined to one
+5. Idle memory. `--idle-connections` authenticated idle sockets (each joined to one
    room) on a fresh server of each system; RSS before and after.
 
-`--systems` picks which of goldwire, ceiling and asgi run (default goldwire,ceiling).
+`--systems` picks which of goldwire, socketio, ceiling and asgi run (default
+goldwire,ceiling). Goldwire runs as deployed: the gateway plus every service process
+`goldwire up` would start (`goldwire.cli.services.available_kinds`), all on the
+server CPU, their CPU counted as the server's. `bench/run_all.py` runs every scenario
+of the benchmark suite with these parts.
 
 The clients (`bench/_clients.py`) run in their own processes. With two or more CPUs
 the server under test is pinned to the first CPU and the clients, the publisher and
@@ -83,7 +91,9 @@ TARGET_P99_AT = 20_000  # deliveries/s offered
 TARGET_IDLE_KB = 20.0
 TARGET_IDLE_AT = 5_000
 
-SYSTEMS = ("goldwire", "ceiling", "asgi")
+SYSTEMS = ("goldwire", "socketio", "ceiling", "asgi")
+WS_PATH = "/ws"
+SIO_PATH = "/socket.io/?EIO=4&transport=websocket"
 
 
 def log(msg: str) -> None:
@@ -257,12 +267,13 @@ class Pool:
         return list(await asyncio.gather(*(w.call(cmd, timeout) for w in self.workers)))
 
     async def connect(self, host: str, port: int, frames: list[str], concurrency: int,
-                      sources: list[str], timeout: float) -> dict[str, Any]:
+                      sources: list[str], timeout: float, path: str = WS_PATH,
+                      proto: str = "goldwire") -> dict[str, Any]:
         n = len(self.workers)
         outs = await asyncio.gather(*(
-            w.call({"cmd": "connect", "host": host, "port": port, "path": "/ws",
-                    "frames": frames[i::n], "src": sources, "concurrency": concurrency,
-                    "timeout": timeout}, timeout=timeout * 4 + 60)
+            w.call({"cmd": "connect", "host": host, "port": port, "path": path,
+                    "proto": proto, "frames": frames[i::n], "src": sources,
+                    "concurrency": concurrency, "timeout": timeout}, timeout=timeout * 4 + 60)
             for i, w in enumerate(self.workers)
         ))
         errors: dict[str, int] = {}

@@ -37,47 +37,47 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Gateway:
-    """One gateway process."""
+class Service:
+    """One service process (`python -m goldwire.cli <kind>`) on a free port."""
+
+    kind = "gateway"
+    port_variable = "GATEWAY_PORT"
 
     def __init__(self, redis_url: str, prefix: str, **settings: Any) -> None:
         self.port = free_port()
+        self.prefix = prefix
         self.env = dict(os.environ)
         self.env.update({
             "REDIS_URL": redis_url,
             "GOLDWIRE_KEY_PREFIX": prefix,
             "JWT_SECRET": SECRET,
             "API_KEYS": API_KEY,
-            "GATEWAY_PORT": str(self.port),
+            self.port_variable: str(self.port),
             "LOG_LEVEL": "warning",
         })
         self.env.update({k.upper(): str(v) for k, v in settings.items()})
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    @property
     def http(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> Gateway:
+    def start(self) -> Any:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "goldwire.cli", "gateway"], env=self.env,
+            [sys.executable, "-m", "goldwire.cli", self.kind], env=self.env,
             preexec_fn=parent_death_signal(signal.SIGKILL),  # no orphan if pytest dies
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}")
+                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}")
             try:
                 if httpx.get(self.http + "/readyz", timeout=0.5).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("gateway did not become ready")
+        raise RuntimeError(f"{self.kind} did not become ready")
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -98,6 +98,21 @@ class Gateway:
 
     def metrics(self) -> str:
         return httpx.get(self.http + "/metrics", timeout=2).text
+
+    def api(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.http,
+                                 headers={"Authorization": f"Bearer {API_KEY}"})
+
+
+class Gateway(Service):
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+
+class Presence(Service):
+    kind = "presence"
+    port_variable = "PRESENCE_PORT"
 
 
 def token(user: str = "u1", name: str | None = "Ada", tenant: str | None = None,

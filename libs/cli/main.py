@@ -9,6 +9,7 @@ even when a service package is broken or not written yet.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -19,16 +20,22 @@ from goldwire.cli.tokens import DEFAULT_TTL, mint_token
 Handler = Callable[[argparse.Namespace, Mapping[str, str], TextIO], int]
 
 
-def _cmd_gateway(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
-    try:
-        from goldwire.gateway.server import run
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("goldwire.gateway", "goldwire.gateway.server"):
-            raise
-        print(f"goldwire gateway: {exc.name} is not available", file=sys.stderr)
-        return 1
-    run()  # reads its settings from the process environment
-    return 0
+def _service_command(kind: str) -> Handler:
+    """`goldwire <kind>`: run one process of that service, configured from the environment."""
+
+    def command(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
+        module = f"goldwire.{kind}.server"
+        try:
+            run = importlib.import_module(module).run
+        except ModuleNotFoundError as exc:
+            if exc.name not in (f"goldwire.{kind}", module):
+                raise
+            print(f"goldwire {kind}: {exc.name} is not available", file=sys.stderr)
+            return 1
+        run()  # reads its settings from the process environment
+        return 0
+
+    return command
 
 
 def _cmd_token(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
@@ -67,10 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    gateway = sub.add_parser(
-        "gateway", help="run one gateway process configured from the environment"
-    )
-    gateway.set_defaults(handler=_cmd_gateway)
+    for kind, what in (("gateway", "gateway"), ("presence", "presence service")):
+        service = sub.add_parser(kind, help=f"run one {what} process, configured from env")
+        service.set_defaults(handler=_service_command(kind))
 
     token = sub.add_parser("token", help="mint an HS256 development JWT and print it")
     token.add_argument("--user", required=True, help="user id (the `sub` claim)")

@@ -64,6 +64,79 @@ class Keys:
         """Idempotency key of a user or broadcast publish."""
         return f"{self.prefix}:idem:{tenant}/{key}"
 
+    # --- presence: a room's side (the room's slot) -----------------------------------
+    def presence_conns(self, tenant: str, room: str) -> str:
+        """Hash conn id → `<seq>|<user>`: the connections present in the room."""
+        return self.room_tag(tenant, room) + ":pc"
+
+    def presence_members(self, tenant: str, room: str) -> str:
+        """Hash user id → member JSON: what observers see (survives leave grace)."""
+        return self.room_tag(tenant, room) + ":pm"
+
+    def presence_counts(self, tenant: str, room: str) -> str:
+        """Hash user id → number of that user's connections in the room."""
+        return self.room_tag(tenant, room) + ":pn"
+
+    def presence_user_versions(self, tenant: str, room: str) -> str:
+        """Hash user id → the user-level version last shown in the room."""
+        return self.room_tag(tenant, room) + ":pu"
+
+    def presence_pending(self, tenant: str, room: str) -> str:
+        """Sorted set user id → when (ms) their grace period ends and they leave."""
+        return self.room_tag(tenant, room) + ":pl"
+
+    def presence_version(self, tenant: str, room: str) -> str:
+        """Counter: the room's presence version (state and diffs carry it)."""
+        return self.room_tag(tenant, room) + ":pv"
+
+    def presence_tombstone(self, tenant: str, room: str, conn: str) -> str:
+        """The seq of a connection's last leave, so an older join seen later is ignored."""
+        return self.room_tag(tenant, room) + ":pt:" + conn
+
+    # --- presence: a user's side (the user's slot) ------------------------------------
+    def user_tag(self, tenant: str, user: str) -> str:
+        return f"{self.prefix}:{{u/{tenant}/{user}}}"
+
+    def user_presence(self, tenant: str, user: str) -> str:
+        """Hash conn id → `<seq>|<status>|<ts>|<meta json>` for each live connection."""
+        return self.user_tag(tenant, user) + ":uc"
+
+    def user_presence_version(self, tenant: str, user: str) -> str:
+        """Counter bumped whenever the user's aggregate status or meta changes."""
+        return self.user_tag(tenant, user) + ":uv"
+
+    def user_conn_rooms(self, tenant: str, user: str, conn: str) -> str:
+        """Set of the rooms one connection is in."""
+        return self.user_tag(tenant, user) + ":cr:" + conn
+
+    def user_conn_gone(self, tenant: str, user: str, conn: str) -> str:
+        """Tombstone: the connection disconnected; later-seen events of it are ignored."""
+        return self.user_tag(tenant, user) + ":ug:" + conn
+
+    def user_last_seen(self, tenant: str, user: str) -> str:
+        return self.user_tag(tenant, user) + ":ls"
+
+    # --- presence: global indexes --------------------------------------------------------
+    def presence_nodes(self) -> str:
+        """Set of gateway nodes presence holds connections for (the sweep walks it)."""
+        return f"{self.prefix}:pr:nodes"
+
+    def presence_node_conns(self, node: str) -> str:
+        """Set of `<tenant>\t<user>\t<conn>` of one gateway node."""
+        return f"{self.prefix}:pr:n:{node}"
+
+    def presence_due(self) -> str:
+        """Sorted set `<tenant>\t<room>\t<due>` → due ms: one entry per pending leave."""
+        return f"{self.prefix}:pr:due"
+
+    def presence_events(self) -> str:
+        """Stream of presence changes for backends (online/offline, joins/leaves)."""
+        return f"{self.prefix}:presence:events"
+
+    def job_queue(self, service: str) -> str:
+        """The arq queue of one service."""
+        return f"{self.prefix}:{service}:arq"
+
     # --- services ----------------------------------------------------------------
     def events(self) -> str:
         """Stream of gateway events consumed by presence, sessions and activity."""

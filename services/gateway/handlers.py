@@ -145,7 +145,8 @@ async def _prepare_join(node: GatewayNode, conn: Connection, room: str,
 
 def _finish_join(node: GatewayNode, conn: Connection, pending: PendingJoin) -> None:
     if node.rooms.complete_join(pending):
-        node.outbox.event("join", conn, room=pending.room.name,
+        assert conn.principal is not None
+        node.outbox.event("join", conn, room=pending.room.name, name=conn.principal.name,
                           offset=pending.history.latest.decode())
     else:
         conn.rooms.pop(pending.room.name, None)

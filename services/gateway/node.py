@@ -40,6 +40,13 @@ class NodeControl:
         self.node = node
 
     def on_pubsub(self, data: bytes) -> None:
+        if data.startswith(b"S "):  # presence state for one connection: S conn\nroom\nv\nframe
+            conn_id, room_name, version, frame = data[2:].split(b"\n", 3)
+            conn = self.node.connections.get(conn_id.decode())
+            room = conn.rooms.get(room_name.decode()) if conn is not None else None
+            if room is not None and conn is not None:
+                room.presence_state(conn.transport, int(version), frame)
+            return
         msg = json.loads(data)
         if msg.get("kind") == "close":
             conn = self.node.connections.get(msg.get("conn", ""))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from goldwire.gateway.framing import text_frame
 from goldwire.gateway.groups import GroupTable, LocalGroup
 from goldwire.protocol.messages import encode
 from goldwire.protocol.offsets import Offset, parse_offset
@@ -29,12 +30,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("goldwire.gateway.rooms")
 
 ZERO: Offset = (0, 0)
+MAX_WAITING_DIFFS = 1000  # presence diffs kept for a member still waiting for its state
 
 
 class LocalRoom(LocalGroup):
     """A room's members on this node. Pub/sub messages are `<offset> <frame>`."""
 
-    __slots__ = ("base_offset", "catchup", "last_offset", "name", "pending", "tenant")
+    __slots__ = ("base_offset", "catchup", "last_offset", "name", "pending", "presence_seen",
+                 "presence_waiting", "tenant")
 
     def __init__(self, channel: bytes, metrics: GatewayMetrics, tenant: str, name: str) -> None:
         super().__init__(channel, metrics)
@@ -44,9 +47,17 @@ class LocalRoom(LocalGroup):
         self.catchup: list[tuple[Offset, bytes]] | None = None  # buffered during a Redis gap
         self.last_offset: Offset = ZERO  # newest offset fanned out by this node
         self.base_offset: Offset | None = None  # latest offset when the node first joined
+        # Presence: the version each member has seen; members missing here still wait
+        # for their full state and keep the diffs that arrive meanwhile.
+        self.presence_seen: dict[Any, int] = {}
+        self.presence_waiting: dict[Any, list[tuple[int, bytes]]] = {}
 
     def on_pubsub(self, data: bytes) -> None:
         raw_offset, _, payload = data.partition(b" ")
+        if raw_offset == b"-":  # presence: `- <version> <frame>`, no history
+            raw_version, _, frame = payload.partition(b" ")
+            self.presence_diff(int(raw_version), frame)
+            return
         offset = parse_offset(raw_offset)
         if self.catchup is not None:
             self.catchup.append((offset, payload))
@@ -64,6 +75,39 @@ class LocalRoom(LocalGroup):
 
     def is_idle(self) -> bool:
         return not self.members and not self.pending
+
+    # --- presence -------------------------------------------------------------------
+    def presence_diff(self, version: int, frame: bytes) -> None:
+        """A diff goes to members that have their state and have not seen this version."""
+        wire = None
+        seen = self.presence_seen
+        for transport in self.members:
+            last = seen.get(transport)
+            if last is None:
+                waiting = self.presence_waiting.get(transport)
+                if waiting is not None and len(waiting) < MAX_WAITING_DIFFS:
+                    waiting.append((version, frame))
+            elif version > last:
+                seen[transport] = version
+                wire = wire or text_frame(frame)
+                transport.deliver(wire, frame)
+
+    def presence_state(self, transport: Any, version: int, frame: bytes) -> None:
+        """The full state for one member, then what it missed while waiting for it."""
+        if transport not in self.members:
+            return
+        transport.send(frame)
+        self.presence_seen[transport] = version
+        for diff_version, diff in self.presence_waiting.pop(transport, ()):
+            if diff_version > self.presence_seen[transport]:
+                self.presence_seen[transport] = diff_version
+                transport.send(diff)
+
+    def forget(self, transport: Any) -> None:
+        self.members.discard(transport)
+        self.pending.pop(transport, None)
+        self.presence_seen.pop(transport, None)
+        self.presence_waiting.pop(transport, None)
 
 
 class PendingJoin:
@@ -130,6 +174,7 @@ class RoomHub:
             if offset > cutoff:
                 transport.send(payload)
         room.members.add(transport)
+        room.presence_waiting[transport] = []
         return True
 
     def abandon(self, join: PendingJoin) -> None:
@@ -137,8 +182,7 @@ class RoomHub:
         self.table.release(join.room, join.conn.now())
 
     def leave(self, conn: Any, room: LocalRoom) -> None:
-        room.members.discard(conn.transport)
-        room.pending.pop(conn.transport, None)
+        room.forget(conn.transport)
         self.table.release(room, conn.now())
 
     def rooms(self) -> list[LocalRoom]:

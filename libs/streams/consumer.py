@@ -1,0 +1,139 @@
+"""A consumer-group reader: at-least-once, batched, and it takes over the dead.
+
+Each service reads the gateway's event stream with its own group. A batch is
+acknowledged only after the handler returned, so a crash redelivers it (the
+handlers are idempotent). Entries a dead consumer left pending are claimed
+with XAUTOCLAIM once they have been idle for `claim_idle_ms`. A handler that
+raises a Redis error leaves its batch pending and is retried with backoff; it
+never acknowledges what it did not store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+log = logging.getLogger("goldwire.streams")
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+Handler = Callable[[list[Entry]], Awaitable[None]]
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0
+    batches: int = 0
+    claimed: int = 0
+    failures: int = 0
+    lag: int = 0
+    last_batch_at: float = 0.0
+    running: bool = False
+
+
+def consumer_name() -> str:
+    """Unique per process, readable in XINFO CONSUMERS."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class StreamConsumer:
+    def __init__(self, redis: Redis, stream: str, group: str, handle: Handler, *,
+                 name: str | None = None, batch: int = 500, block_ms: int = 1000,
+                 claim_idle_ms: int = 10_000, claim_every: float = 2.0) -> None:
+        self.redis = redis  # its socket timeout must exceed block_ms (or be None)
+        self.stream = stream
+        self.group = group
+        self.name = name or consumer_name()
+        self.handle = handle
+        self.batch = batch
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.claim_every = claim_every
+        self.stats = ConsumerStats()
+
+    async def ensure_group(self) -> None:
+        """Create the group at the start of the stream (state is rebuilt from it)."""
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self) -> None:
+        delay = 0.1
+        own_pending = True  # after a start or a failure, first finish what we hold
+        next_claim = 0.0
+        self.stats.running = True
+        try:
+            while True:
+                try:
+                    await self.ensure_group()
+                    if own_pending:
+                        entries = await self._read("0")
+                        if not entries:
+                            own_pending = False
+                            continue
+                    else:
+                        if time.monotonic() >= next_claim:
+                            next_claim = time.monotonic() + self.claim_every
+                            await self._claim_dead()
+                        entries = await self._read(">")
+                    if entries:
+                        await self._process(entries)
+                    delay = 0.1
+                except asyncio.CancelledError:
+                    raise
+                except (RedisError, OSError) as exc:
+                    self.stats.failures += 1
+                    own_pending = True
+                    log.warning("%s: stream read/handle failed (%s); retry in %.1fs",
+                                self.group, exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            self.stats.running = False
+
+    async def _read(self, start: str) -> list[Entry]:
+        res = await self.redis.xreadgroup(self.group, self.name, {self.stream: start},
+                                          count=self.batch, block=self.block_ms)
+        if not res:
+            return []
+        return [(eid, fields) for eid, fields in res[0][1] if fields]
+
+    async def _claim_dead(self) -> None:
+        start = "0-0"
+        while True:
+            res: Any = await self.redis.xautoclaim(self.stream, self.group, self.name,
+                                                   min_idle_time=self.claim_idle_ms,
+                                                   start_id=start, count=self.batch)
+            start, entries = res[0], [(i, f) for i, f in res[1] if f]
+            if entries:
+                self.stats.claimed += len(entries)
+                log.info("%s: claimed %d entries of a dead consumer", self.group, len(entries))
+                await self._process(entries)
+            if start in (b"0-0", "0-0") or not entries:
+                return
+
+    async def _process(self, entries: list[Entry]) -> None:
+        await self.handle(entries)
+        await self.redis.xack(self.stream, self.group, *[eid for eid, _ in entries])
+        self.stats.handled += len(entries)
+        self.stats.batches += 1
+        self.stats.last_batch_at = time.time()
+
+    async def lag(self) -> int:
+        """Entries not yet delivered to the group (Redis >= 7)."""
+        for group in await self.redis.xinfo_groups(self.stream):
+            name = group.get("name")
+            if name in (self.group, self.group.encode()):
+                self.stats.lag = int(group.get("lag") or 0)
+        return self.stats.lag

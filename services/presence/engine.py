@@ -1,0 +1,208 @@
+"""The presence engine: gateway events in, presence state and frames out.
+
+A batch is applied in two pipelined phases (see scripts.py): the user side
+of every event, then the room side using what the first phase returned (the
+user's aggregate status, meta and version, the rooms a connection was in).
+Both phases are idempotent and order-independent, so a redelivered or
+reordered batch ends in the same state and publishes no duplicate diff.
+
+It returns `PresenceChange`s for backends (users going online or offline,
+members joining or leaving rooms), which `notify.py` forwards.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from goldwire.presence import scripts
+from goldwire.presence.events import GatewayEvent
+from goldwire.protocol.keys import Keys
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChange:
+    """One change a backend may care about."""
+
+    kind: str  # user_online | user_offline | room_join | room_leave
+    tenant: str
+    user: str
+    ts: int
+    room: str = ""
+    status: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UserResult:
+    gone: bool
+    before: str
+    after: str
+    meta: str
+    version: int
+    conn_rooms: tuple[str, ...]
+    user_rooms: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, raw: list[Any]) -> UserResult:
+        first = _s(raw[0])
+        if first == "gone":
+            return cls(True, _s(raw[1]), _s(raw[1]), _s(raw[2]), int(raw[3]), (), ())
+        return cls(False, first, _s(raw[1]), _s(raw[2]), int(raw[3]),
+                   tuple(_s(r) for r in raw[4]), tuple(_s(r) for r in raw[5]))
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class PresenceEngine:
+    def __init__(self, redis: Redis, keys: Keys, grace_ms: int, tombstone_ttl: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.grace_ms = grace_ms
+        self.tombstone_ttl = tombstone_ttl
+        self._user = redis.register_script(scripts.USER_APPLY)
+        self._room = redis.register_script(scripts.ROOM_APPLY)
+        self._status = redis.register_script(scripts.ROOM_STATUS)
+        self._expire = redis.register_script(scripts.ROOM_EXPIRE)
+
+    async def apply(self, events: list[GatewayEvent],
+                    grace_ms: int | None = None) -> list[PresenceChange]:
+        """Apply a batch in order; returns the changes for backends."""
+        if not events:
+            return []
+        grace = self.grace_ms if grace_ms is None else grace_ms
+        now = int(time.time() * 1000)
+        keys = self.keys
+        pipe = self.redis.pipeline(transaction=False)
+        for ev in events:
+            await self._user(keys=[
+                keys.user_presence(ev.tenant, ev.user),
+                keys.user_presence_version(ev.tenant, ev.user),
+                keys.user_conn_rooms(ev.tenant, ev.user, ev.conn),
+                keys.user_conn_gone(ev.tenant, ev.user, ev.conn),
+                keys.user_last_seen(ev.tenant, ev.user),
+            ], args=[ev.kind, ev.conn, ev.seq, ev.status, ev.meta, ev.room, now,
+                     self.tombstone_ttl], client=pipe)
+        users = [UserResult.parse(raw) for raw in await pipe.execute()]
+
+        changes: list[PresenceChange] = []
+        room_calls: list[tuple[GatewayEvent, str]] = []  # (event, room) of each ROOM_APPLY
+        pipe = self.redis.pipeline(transaction=False)
+        for ev, res in zip(events, users, strict=True):
+            member = f"{ev.tenant}\t{ev.user}\t{ev.conn}"
+            if res.before == "offline" and res.after != "offline":
+                changes.append(PresenceChange("user_online", ev.tenant, ev.user, ev.ts,
+                                              status=res.after))
+            elif res.before != "offline" and res.after == "offline":
+                changes.append(PresenceChange("user_offline", ev.tenant, ev.user, ev.ts))
+            if ev.kind in ("connect", "join") and not res.gone:
+                pipe.sadd(keys.presence_nodes(), ev.node)
+                pipe.sadd(keys.presence_node_conns(ev.node), member)
+            if ev.kind == "join" and not res.gone:
+                await self._room_apply(pipe, ev, ev.room, True, res, now, grace)
+                room_calls.append((ev, ev.room))
+            elif ev.kind == "leave" and not res.gone:
+                await self._room_apply(pipe, ev, ev.room, False, res, now, grace)
+                room_calls.append((ev, ev.room))
+            elif ev.kind == "disconnect":
+                pipe.srem(keys.presence_node_conns(ev.node), member)
+                for room in sorted(set(ev.rooms) | set(res.conn_rooms)):
+                    await self._room_apply(pipe, ev, room, False, res, now, grace)
+                    room_calls.append((ev, room))
+            for room in res.user_rooms:  # the user's status or meta changed
+                if ev.kind == "join" and room == ev.room:
+                    continue
+                await self._status(keys=[
+                    keys.presence_members(ev.tenant, room), keys.presence_counts(ev.tenant, room),
+                    keys.presence_user_versions(ev.tenant, room),
+                    keys.presence_version(ev.tenant, room),
+                ], args=[ev.user, res.after, res.meta, res.version,
+                         keys.room_channel(ev.tenant, room), room], client=pipe)
+                room_calls.append((ev, ""))  # not a join/leave: no backend change
+        results = await pipe.execute()
+        room_results = [r for r in results if isinstance(r, list)]
+        for (ev, room), raw in zip(room_calls, room_results, strict=True):
+            if not room or len(raw) < 2:
+                continue
+            kind = _s(raw[1])
+            if kind == "joins":
+                changes.append(PresenceChange("room_join", ev.tenant, ev.user, ev.ts, room=room))
+            elif kind == "leaves":
+                changes.append(PresenceChange("room_leave", ev.tenant, ev.user, ev.ts, room=room))
+        return changes
+
+    async def _room_apply(self, pipe: Any, ev: GatewayEvent, room: str, present: bool,
+                          res: UserResult, now: int, grace: int) -> None:
+        keys = self.keys
+        if not present and grace > 0:  # indexed first, so a pending leave is never orphaned
+            pipe.zadd(keys.presence_due(), {f"{ev.tenant}\t{room}\t{now + grace}": now + grace})
+        node_channel = keys.node_channel(ev.node) if present else ""
+        await self._room(keys=[
+            keys.presence_conns(ev.tenant, room), keys.presence_members(ev.tenant, room),
+            keys.presence_counts(ev.tenant, room), keys.presence_user_versions(ev.tenant, room),
+            keys.presence_pending(ev.tenant, room), keys.presence_version(ev.tenant, room),
+            keys.presence_tombstone(ev.tenant, room, ev.conn),
+        ], args=[ev.conn, ev.seq, "1" if present else "0", ev.user, ev.name, res.after,
+                 res.meta, res.version, now, grace, keys.room_channel(ev.tenant, room), room,
+                 node_channel, self.tombstone_ttl], client=pipe)
+
+    async def expire_due(self, now_ms: int | None = None) -> list[PresenceChange]:
+        """Turn pending leaves whose grace ran out into leave diffs.
+
+        Each pending leave has its own index entry (`<tenant>\t<room>\t<due>`),
+        so removing the entries processed here can never drop one added meanwhile.
+        """
+        now = now_ms or int(time.time() * 1000)
+        keys = self.keys
+        due = [_s(m) for m in await self.redis.zrangebyscore(keys.presence_due(), "-inf", now)]
+        changes: list[PresenceChange] = []
+        for tenant, room in sorted({tuple(m.split("\t")[:2]) for m in due}):
+            leaves, _ = await self._expire(keys=[
+                keys.presence_members(tenant, room), keys.presence_counts(tenant, room),
+                keys.presence_user_versions(tenant, room), keys.presence_pending(tenant, room),
+                keys.presence_version(tenant, room),
+            ], args=[now, keys.room_channel(tenant, room), room])
+            changes += [PresenceChange("room_leave", tenant, _user_of(item), now, room=room)
+                        for item in leaves]
+        if due:
+            await self.redis.zrem(keys.presence_due(), *due)
+        return changes
+
+    # --- reads for the HTTP API ----------------------------------------------------------
+    async def room_members(self, tenant: str, rooms: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """{room: {"members": [...], "version": n}} in one round trip."""
+        rooms = list(rooms)
+        pipe = self.redis.pipeline(transaction=False)
+        for room in rooms:
+            pipe.hvals(self.keys.presence_members(tenant, room))
+            pipe.get(self.keys.presence_version(tenant, room))
+        raw = await pipe.execute()
+        out = {}
+        for i, room in enumerate(rooms):
+            members = sorted((json.loads(m) for m in raw[2 * i]), key=lambda m: m["user"]["id"])
+            out[room] = {"members": members, "version": int(raw[2 * i + 1] or 0)}
+        return out
+
+    async def user_status(self, tenant: str, user: str) -> dict[str, Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hvals(self.keys.user_presence(tenant, user))
+        pipe.get(self.keys.user_last_seen(tenant, user))
+        conns, last_seen = await pipe.execute()
+        rank = {"online": 3, "busy": 2, "away": 1}
+        status = "offline"
+        for raw in conns:
+            st = _s(raw).split("|")[1]
+            if rank.get(st, 0) > rank.get(status, 0):
+                status = st
+        return {"user": user, "status": status, "connections": len(conns),
+                "last_seen": int(last_seen) if last_seen and status == "offline" else None}
+
+
+def _user_of(member_json: Any) -> str:
+    return str(json.loads(member_json)["user"]["id"])

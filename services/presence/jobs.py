@@ -1,0 +1,76 @@
+"""arq jobs of the presence service: the dead-gateway sweep, pending leaves, webhooks.
+
+Cron jobs are unique per tick across replicas (arq's default for cron), so
+several replicas sweep once, not once each.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from arq import Retry
+
+from goldwire.presence.events import GatewayEvent
+from goldwire.presence.notify import sign
+
+log = logging.getLogger("goldwire.presence.jobs")
+
+# A sweep's disconnect outranks anything the dead gateway may still have in flight.
+SWEEP_SEQ = 2**50
+
+
+async def sweep_dead_nodes(ctx: dict[str, Any]) -> int:
+    """Remove the connections of gateways whose liveness key expired; returns how many."""
+    service = ctx["service"]
+    redis, keys = service.redis, service.keys
+    removed = 0
+    for raw_node in await redis.smembers(keys.presence_nodes()):
+        node = raw_node.decode()
+        if await redis.exists(keys.node_alive(node)):
+            continue
+        members = [m.decode() for m in await redis.smembers(keys.presence_node_conns(node))]
+        events = []
+        for member in members:
+            tenant, user, conn = member.split("\t")
+            events.append(GatewayEvent(kind="disconnect", node=node, conn=conn, seq=SWEEP_SEQ,
+                                       tenant=tenant, user=user, ts=service.now_ms()))
+        # No grace for the dead: their users are gone from every view at once.
+        changes = await service.engine.apply(events, grace_ms=0)
+        await service.publish(changes)
+        await redis.delete(keys.presence_node_conns(node))
+        await redis.srem(keys.presence_nodes(), node)
+        removed += len(members)
+        service.stats["ghosts_removed"] += len(members)
+        log.info("swept dead gateway %s: %d connections", node, len(members))
+    service.stats["sweeps"] += 1
+    return removed
+
+
+async def expire_pending_leaves(ctx: dict[str, Any]) -> int:
+    service = ctx["service"]
+    changes = await service.engine.expire_due()
+    await service.publish(changes)
+    return len(changes)
+
+
+async def deliver_webhook(ctx: dict[str, Any], body: str) -> None:
+    """POST one change; arq retries with growing delays until `max_tries`."""
+    service = ctx["service"]
+    settings = service.settings
+    data = body.encode()
+    headers = {"Content-Type": "application/json",
+               "X-Goldwire-Signature": sign(settings.presence_webhook_secret, data)}
+    try:
+        resp = await service.http.post(settings.presence_webhook_url, content=data,
+                                       headers=headers)
+        ok = resp.status_code < 300
+    except httpx.HTTPError as exc:
+        log.warning("webhook failed: %s", exc)
+        ok = False
+    if not ok:
+        service.stats["webhook_failures"] += 1
+        tries = ctx.get("job_try", 1)
+        raise Retry(defer=min(0.2 * 2 ** tries, 30))
+    service.stats["webhooks_delivered"] += 1

@@ -1,0 +1,105 @@
+"""The presence process: stream consumer, arq jobs and HTTP API around one engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+from arq import cron
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import Worker, func
+from redis.asyncio import Redis
+
+from goldwire.presence import jobs
+from goldwire.presence.engine import PresenceChange, PresenceEngine
+from goldwire.presence.events import parse_event
+from goldwire.presence.notify import publish_changes
+from goldwire.presence.settings import PresenceSettings
+from goldwire.protocol.keys import Keys
+from goldwire.streams import StreamConsumer
+
+log = logging.getLogger("goldwire.presence")
+
+SERVICE = "presence"
+
+
+class PresenceService:
+    def __init__(self, settings: PresenceSettings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.redis = Redis.from_url(settings.redis_url, socket_timeout=10,
+                                    socket_connect_timeout=5)
+        # XREADGROUP BLOCK needs a socket that waits longer than the block.
+        self._stream_redis = Redis.from_url(settings.redis_url, socket_timeout=None,
+                                            socket_connect_timeout=5, socket_keepalive=True)
+        self.engine = PresenceEngine(self.redis, self.keys,
+                                     int(settings.presence_leave_grace * 1000),
+                                     settings.tombstone_ttl)
+        self.consumer = StreamConsumer(
+            self._stream_redis, self.keys.events(), self.keys.consumer_group(SERVICE),
+            self.handle, batch=settings.presence_batch,
+            claim_idle_ms=int(settings.presence_claim_idle * 1000))
+        self.http = httpx.AsyncClient(timeout=5)
+        self.stats: Counter[str] = Counter()
+        self.arq: ArqRedis | None = None
+        self._worker: Worker | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    @staticmethod
+    def now_ms() -> int:
+        return int(time.time() * 1000)
+
+    async def start(self) -> None:
+        settings = self.settings
+        self.arq = await create_pool(RedisSettings.from_dsn(settings.redis_url),
+                                     default_queue_name=self.keys.job_queue(SERVICE))
+        every = max(1, settings.presence_sweep_interval)
+        self._worker = Worker(
+            functions=[func(jobs.deliver_webhook, max_tries=settings.presence_webhook_tries)],
+            cron_jobs=[
+                cron(jobs.sweep_dead_nodes, second=set(range(0, 60, every)),
+                     run_at_startup=True),
+                cron(jobs.expire_pending_leaves, second=set(range(60))),
+            ],
+            redis_pool=self.arq, queue_name=self.keys.job_queue(SERVICE),
+            ctx={"service": self}, handle_signals=False, poll_delay=0.2, keep_result=0,
+            max_jobs=20, log_results=False,
+        )
+        await self.consumer.ensure_group()
+        self._tasks = [
+            asyncio.create_task(self.consumer.run(), name="presence-consumer"),
+            asyncio.create_task(self._worker.async_run(), name="presence-arq"),
+        ]
+        log.info("presence consumer %s started", self.consumer.name)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._worker is not None:
+            await self._worker.close()
+        await self.http.aclose()
+        await self._stream_redis.aclose()
+        await self.redis.aclose()
+
+    async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """One batch of gateway events: apply, then tell backends what changed."""
+        events = [ev for _, fields in entries if (ev := parse_event(fields)) is not None]
+        changes = await self.engine.apply(events)
+        self.stats["events_handled"] += len(events)
+        await self.publish(changes)
+
+    async def publish(self, changes: list[PresenceChange]) -> None:
+        if changes and self.arq is not None:
+            await publish_changes(self.arq, self.keys.presence_events(),
+                                  self.settings.presence_events_maxlen, changes,
+                                  self.keys.job_queue(SERVICE),
+                                  webhook=bool(self.settings.presence_webhook_url))
+            self.stats["changes_published"] += len(changes)
+
+    def running(self) -> bool:
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)

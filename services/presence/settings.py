@@ -1,0 +1,30 @@
+"""Presence settings from the environment (empty counts as unset)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PresenceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = Field("gw", validation_alias="GOLDWIRE_KEY_PREFIX")
+    presence_host: str = "127.0.0.1"
+    presence_port: int = 8001
+    api_keys: str = ""
+
+    presence_leave_grace: float = 5.0  # seconds a leave waits for the same user to come back
+    presence_sweep_interval: int = 2  # seconds between dead-gateway sweeps
+    presence_claim_idle: float = 10.0  # seconds before a dead consumer's entries are claimed
+    presence_batch: int = 500
+    presence_events_maxlen: int = 100_000
+    presence_ready_max_lag: int = 10_000  # /readyz fails above this many unread events
+    presence_webhook_url: str | None = None
+    presence_webhook_secret: str = ""
+    presence_webhook_tries: int = 8
+    tombstone_ttl: int = 3600  # seconds a leave/disconnect tombstone is kept
+
+    def api_key_set(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
