@@ -83,7 +83,7 @@ MSG_TYPE = "document_update"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PORTS_PER_SOURCE = 20_000  # ephemeral ports per source address we allow ourselves
 DRAIN_IDLE_SECONDS = 2.0  # a step ends when no message arrived for this long ...
-DRAIN_MAX_SECONDS = 20.0  # ... or after this long past the last publish
+DRAIN_MAX_SECONDS = 15.0  # ... or after this long past the last publish
 
 TARGET_DELIVERY_RATIO = 0.60
 TARGET_P99_MS = 50.0
@@ -305,37 +305,76 @@ async def wait_port(host: str, port: int, proc: subprocess.Popen[bytes], what: s
     raise RuntimeError(f"{what} did not listen on {port} within {timeout}s:\n{log_tail(proc)}")
 
 
+def service_env(cfg: Config, prefix: str, port: int) -> dict[str, str]:
+    """The environment of every Goldwire process of one deployment (gateway and services)."""
+    env = dict(os.environ)
+    env.update({
+        "REDIS_URL": cfg.redis_url,
+        "GOLDWIRE_KEY_PREFIX": prefix,
+        "JWT_SECRET": cfg.secret,
+        "API_KEYS": cfg.api_key,
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(port),
+        "LOG_LEVEL": "warning",
+        "WEBSOCKET_HEARTBEAT_INTERVAL": str(cfg.heartbeat),
+        "DRAIN_TIMEOUT": "3",
+    })
+    return env
+
+
 @dataclass
 class Gateway:
+    """Goldwire as deployed: one gateway process plus every service process `goldwire up`
+    would start (each service on its own free port), all on the server CPUs."""
+
     proc: subprocess.Popen[bytes]
     port: int
     prefix: str
+    services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    proto = "goldwire"
+    path = WS_PATH
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
+    @property
+    def pids(self) -> list[int]:
+        """Every server process whose CPU counts (the gateway first)."""
+        return [self.proc.pid] + [p.pid for p in self.services.values() if p.poll() is None]
+
     @classmethod
     async def start(cls, children: Children, cfg: Config, name: str) -> Gateway:
+        from goldwire.cli.services import available_kinds
+
         port = free_port()
         prefix = f"bench-{secrets.token_hex(3)}"
-        env = dict(os.environ)
-        env.update({
-            "REDIS_URL": cfg.redis_url,
-            "GOLDWIRE_KEY_PREFIX": prefix,
-            "JWT_SECRET": cfg.secret,
-            "API_KEYS": cfg.api_key,
-            "GATEWAY_HOST": "127.0.0.1",
-            "GATEWAY_PORT": str(port),
-            "LOG_LEVEL": "warning",
-            "WEBSOCKET_HEARTBEAT_INTERVAL": str(cfg.heartbeat),
-            "DRAIN_TIMEOUT": "3",
-        })
+        env = service_env(cfg, prefix, port)
+        kinds = [k for k in available_kinds() if k.name != "gateway"] if cfg.services else []
+        for kind in kinds:  # each service's HTTP port, if it has one, must not collide
+            env[f"{kind.name.upper()}_HOST"] = "127.0.0.1"
+            env[f"{kind.name.upper()}_PORT"] = str(free_port())
         proc = children.spawn(name, [sys.executable, "-m", "goldwire.cli", "gateway"],
                               cfg.server_cpus, env=env)
         gw = cls(proc, port, prefix)
+        for kind in kinds:
+            gw.services[kind.name] = children.spawn(f"{name}-{kind.name}",
+                                                    kind.argv(sys.executable),
+                                                    cfg.server_cpus, env=env)
         await gw._wait_ready()
+        await asyncio.sleep(0.5)
+        for kind_name, svc in list(gw.services.items()):
+            if svc.poll() is not None:  # a service in the making may not run yet: say so
+                log(f"warning: service {kind_name} exited with {svc.returncode}; Goldwire runs "
+                    f"without it:\n{log_tail(svc, 800)}")
+                del gw.services[kind_name]
         return gw
+
+    def stop(self, children: Children) -> None:
+        children.stop(self.proc)
+        for svc in self.services.values():
+            children.stop(svc)
 
     async def _wait_ready(self, timeout: float = 30.0) -> None:
         import httpx
@@ -366,10 +405,19 @@ class Ceiling:
 
     script = "ceiling_server.py"
     what = "ceiling server"
+    proto = "goldwire"
+    path = WS_PATH
 
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.proc.pid]
+
+    def stop(self, children: Children) -> None:
+        children.stop(self.proc)
 
     @classmethod
     def extra_args(cls, cfg: Config) -> list[str]:
@@ -398,10 +446,49 @@ class Asgi(Ceiling):
         return ["--send", cfg.asgi_send, "--ws", cfg.asgi_ws]
 
 
-async def start_server(system: str, cfg: Config, children: Children, what: str
-                       ) -> Gateway | Ceiling:
+@dataclass
+class SocketIO:
+    """The peer: python-socketio AsyncServer + AsyncRedisManager under uvicorn
+    (bench/sio_server.py), one process, as many as Goldwire has gateways."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    channel: str
+
+    proto = "sio"
+    path = SIO_PATH
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.proc.pid]
+
+    def stop(self, children: Children) -> None:
+        children.stop(self.proc)
+
+    @classmethod
+    async def start(cls, children: Children, cfg: Config, name: str) -> SocketIO:
+        port = free_port()
+        channel = f"bench-sio-{secrets.token_hex(3)}"
+        argv = [sys.executable, str(BENCH_DIR / "sio_server.py"), "--port", str(port),
+                "--redis-url", cfg.redis_url, "--channel", channel,
+                "--jwt-secret", cfg.secret, "--ping-interval", str(cfg.heartbeat)]
+        proc = children.spawn(name, argv, cfg.server_cpus)
+        await wait_port("127.0.0.1", port, proc, "socketio server")
+        return cls(proc, port, channel)
+
+
+Server = Gateway | Ceiling | SocketIO
+
+
+async def start_server(system: str, cfg: Config, children: Children, what: str) -> Server:
     if system == "goldwire":
         return await Gateway.start(children, cfg, f"gateway-{what}")
+    if system == "socketio":
+        return await SocketIO.start(children, cfg, f"socketio-{what}")
     if system == "asgi":
         return await Asgi.start(children, cfg, f"asgi-{what}")
     return await Ceiling.start(children, cfg, f"ceiling-{what}")
@@ -409,32 +496,57 @@ async def start_server(system: str, cfg: Config, children: Children, what: str
 
 # --- publishers ---------------------------------------------------------------------------
 class Publisher:
+    """Publishes one benchmark message to one room; `seq` is the room's own sequence."""
+
     async def open(self) -> None: ...
 
-    async def publish(self, data: dict[str, Any], seq: int) -> None:
+    async def publish(self, room: str, data: dict[str, Any], seq: int) -> None:
         raise NotImplementedError
 
     async def close(self) -> None: ...
 
 
-class RedisRoomPublisher(Publisher):
-    """The gateway's own publish path, straight to Redis (GatewayNode.publish_room)."""
+class ClientPublisher(Publisher):
+    """How a backend publishes to Goldwire: `goldwire.client.RedisPublisher` (the
+    PUBLISH_ROOM script with an idempotency key, and a `publish` event for the activity
+    service), exactly as `POST /v1/publish` would, without the HTTP hop."""
 
-    def __init__(self, redis_url: str, prefix: str, room: str) -> None:
+    def __init__(self, redis_url: str, prefix: str) -> None:
+        from goldwire.client import RedisPublisher
+
+        self.pub = RedisPublisher(redis_url, key_prefix=prefix)
+
+    async def publish(self, room: str, data: dict[str, Any], seq: int) -> None:
+        from goldwire.protocol.http import PublishRequest
+
+        await self.pub.publish(PublishRequest(room=room, type=MSG_TYPE, data=data))
+
+    async def close(self) -> None:
+        await self.pub.aclose()
+
+
+class RedisRoomPublisher(Publisher):
+    """The gateway's own publish path, straight to Redis (GatewayNode.publish_room), with no
+    idempotency key and no event: the least a publish can cost."""
+
+    def __init__(self, redis_url: str, prefix: str) -> None:
         from redis.asyncio import Redis
 
         self.redis = Redis.from_url(redis_url)
         self.script = self.redis.register_script(PUBLISH_ROOM)
-        keys = Keys(prefix)
-        self.keys = [keys.history(TENANT, room), keys.room_meta(TENANT, room),
-                     keys.room_meta(TENANT, room)]
-        self.channel = keys.room_channel(TENANT, room)
-        self.room = room
+        self.keys = Keys(prefix)
+        self._room_keys: dict[str, tuple[list[str], str]] = {}
 
-    async def publish(self, data: dict[str, Any], seq: int) -> None:
-        head, tail = room_frame_parts(MSG_TYPE, self.room, data)
+    async def publish(self, room: str, data: dict[str, Any], seq: int) -> None:
+        rk = self._room_keys.get(room)
+        if rk is None:
+            keys = self.keys
+            rk = self._room_keys[room] = (
+                [keys.history(TENANT, room), keys.room_meta(TENANT, room),
+                 keys.room_meta(TENANT, room)], keys.room_channel(TENANT, room))
+        head, tail = room_frame_parts(MSG_TYPE, room, data)
         # the gateway's defaults: history_size 1000, history_ttl 86400 s, no idempotency key
-        await self.script(keys=self.keys, args=[self.channel, head, tail, 1000, 86_400_000, "0"])
+        await self.script(keys=rk[0], args=[rk[1], head, tail, 1000, 86_400_000, "0"])
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -443,16 +555,15 @@ class RedisRoomPublisher(Publisher):
 class HttpPublisher(Publisher):
     """`POST /v1/publish` with an API key, as a backend service would."""
 
-    def __init__(self, port: int, api_key: str, room: str) -> None:
+    def __init__(self, port: int, api_key: str) -> None:
         import httpx
 
         self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10.0,
                                       headers={"Authorization": f"Bearer {api_key}"})
-        self.room = room
 
-    async def publish(self, data: dict[str, Any], seq: int) -> None:
+    async def publish(self, room: str, data: dict[str, Any], seq: int) -> None:
         r = await self.http.post("/v1/publish",
-                                 json={"room": self.room, "type": MSG_TYPE, "data": data})
+                                 json={"room": room, "type": MSG_TYPE, "data": data})
         if r.status_code != 200:
             raise RuntimeError(f"publish answered {r.status_code}: {r.text[:300]}")
 
@@ -460,12 +571,34 @@ class HttpPublisher(Publisher):
         await self.http.aclose()
 
 
-class CeilingPublisher(Publisher):
-    """Frames shaped like the gateway's, one line each on the ceiling's control socket."""
+class SioPublisher(Publisher):
+    """How python-socketio's users publish from a backend: a write-only
+    `AsyncRedisManager.emit(..., room=...)` on the server's channel. The event carries
+    the same fields as Goldwire's frame (room, offset, ts, data)."""
 
-    def __init__(self, port: int, room: str) -> None:
+    def __init__(self, redis_url: str, channel: str) -> None:
+        import socketio
+
+        self.mgr = socketio.AsyncRedisManager(redis_url, channel=channel, write_only=True)
+
+    async def publish(self, room: str, data: dict[str, Any], seq: int) -> None:
+        ms = int(time.time() * 1000)
+        await self.mgr.emit(MSG_TYPE, {"room": room, "offset": f"{ms}-{seq}", "ts": ms,
+                                       "data": data}, room=room, namespace="/")
+
+    async def close(self) -> None:
+        redis = getattr(self.mgr, "redis", None)
+        if redis is not None:
+            with contextlib.suppress(Exception):
+                await redis.aclose()
+
+
+class CeilingPublisher(Publisher):
+    """Frames shaped like the gateway's, one line each on the ceiling's control socket
+    (`@<room>\\t<frame>`: to that room's sockets)."""
+
+    def __init__(self, port: int) -> None:
         self.port = port
-        self.room = room
         self.writer: asyncio.StreamWriter | None = None
 
     async def open(self) -> None:
@@ -473,12 +606,12 @@ class CeilingPublisher(Publisher):
         sock = self.writer.get_extra_info("socket")
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    async def publish(self, data: dict[str, Any], seq: int) -> None:
+    async def publish(self, room: str, data: dict[str, Any], seq: int) -> None:
         assert self.writer is not None
         ms = int(time.time() * 1000)
-        frame = encode({"type": MSG_TYPE, "room": self.room, "offset": f"{ms}-{seq}",
+        frame = encode({"type": MSG_TYPE, "room": room, "offset": f"{ms}-{seq}",
                         "ts": ms, "data": data})
-        self.writer.write(frame + b"\n")
+        self.writer.write(b"@" + room.encode() + b"\t" + frame + b"\n")
         await self.writer.drain()
 
     async def close(self) -> None:
@@ -486,6 +619,18 @@ class CeilingPublisher(Publisher):
             self.writer.close()
             with contextlib.suppress(OSError):
                 await self.writer.wait_closed()
+
+
+def publisher_for(server: Server, cfg: Config) -> Publisher:
+    if isinstance(server, Gateway):
+        if cfg.publish_via == "http":
+            return HttpPublisher(server.port, cfg.api_key)
+        if cfg.publish_via == "redis":
+            return RedisRoomPublisher(cfg.redis_url, server.prefix)
+        return ClientPublisher(cfg.redis_url, server.prefix)
+    if isinstance(server, SocketIO):
+        return SioPublisher(cfg.redis_url, server.channel)
+    return CeilingPublisher(server.control_port)
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -512,6 +657,9 @@ class Config:
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     api_key: str = field(default_factory=lambda: "bench-" + secrets.token_urlsafe(16))
     smoke: bool = False
+    services: bool = True  # start Goldwire's services beside the gateway
+    max_misses: int = 0  # stop a system's rate steps after this many unsustained ones (0: never)
+    settle: float = 1.0  # seconds between connecting and the first step
 
 
 def sources_for(n_conns: int, forced: int) -> list[str]:
@@ -522,12 +670,21 @@ def sources_for(n_conns: int, forced: int) -> list[str]:
     return [f"127.0.0.{i + 1}" for i in range(min(count, 254))]
 
 
-def connect_frames(cfg: Config, users: Sequence[str], room: str) -> list[str]:
+def connect_frames(cfg: Config, users: Sequence[str], room: str | Sequence[str],
+                   proto: str = "goldwire") -> list[str]:
+    """Each user's first frame: Goldwire's `connect` joining its room, or for Socket.IO the
+    `CONNECT` packet with the token and room as its auth payload. `room` may be a list,
+    taken round-robin (user i joins room i % len)."""
+    rooms = [room] if isinstance(room, str) else list(room)
     frames = []
-    for user in users:
+    for i, user in enumerate(users):
         token = mint_token(cfg.secret, user, rooms=["*"], publish=["*"], ttl=3600)
-        frames.append(json.dumps({"op": "connect", "token": token, "ref": 1,
-                                  "rooms": [{"room": room}]}, separators=(",", ":")))
+        r = rooms[i % len(rooms)]
+        if proto == "sio":
+            frames.append("40" + json.dumps({"token": token, "room": r}, separators=(",", ":")))
+        else:
+            frames.append(json.dumps({"op": "connect", "token": token, "ref": 1,
+                                      "rooms": [{"room": r}]}, separators=(",", ":")))
     return frames
 
 
@@ -539,44 +696,94 @@ def percentile(sorted_values: Sequence[int], p: float) -> float:
     return float(sorted_values[k])
 
 
-async def publish_at_rate(pub: Publisher, rate: float, count: int, step: int,
-                          pad: str) -> tuple[int, int, float]:
-    """Publish `count` messages at `rate`/s on an absolute schedule.
+def sustained(r: dict[str, Any]) -> bool:
+    """A step the system kept up with: p99 under the target, nothing lost, duplicated,
+    reordered or cut off, and (nearly) the offered rate delivered."""
+    return (r["lost"] == 0 and r["duplicated"] == 0 and r["out_of_order"] == 0
+            and r["unexpected_closes"] == 0 and r["p99_ms"] < TARGET_P99_MS
+            and r["deliveries_per_s"] >= 0.9 * r["offered_per_s"])
 
+
+async def publish_at_rate(pub: Publisher, rate: float, count: int, step: int, pad: str,
+                          rooms: Sequence[str] = (ROOM,),
+                          inflight: int = 1) -> tuple[int, int, float]:
+    """Publish `count` messages at `rate`/s on an absolute schedule, message i to room
+    i % len(rooms) with that room's sequence number i // len(rooms).
+
+    With `inflight` > 1 up to that many publishes are in flight at once, but a room's
+    next publish starts only after its previous one ended, so each room stays in order.
     Returns (first publish time_ns, last publish time_ns, worst lateness in s)."""
     loop = asyncio.get_running_loop()
     interval = 1.0 / rate
     start = loop.time() + 0.05
     worst = 0.0
     first_ns = last_ns = 0
-    for seq in range(count):
-        due = start + seq * interval
+    nrooms = len(rooms)
+    sem = asyncio.Semaphore(max(1, inflight))
+    last_of_room: dict[str, asyncio.Task[None]] = {}
+
+    async def chained(prev: asyncio.Task[None] | None, room: str, data: dict[str, Any],
+                      seq: int) -> None:
+        try:
+            if prev is not None:
+                await prev
+            await pub.publish(room, data, seq)
+        finally:
+            sem.release()
+
+    for i in range(count):
+        due = start + i * interval
         delay = due - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        else:
-            worst = max(worst, -delay)
+        if inflight > 1:
+            await sem.acquire()
+        late = loop.time() - due
+        if late > worst:
+            worst = late
         now_ns = time.time_ns()
         if not first_ns:
             first_ns = now_ns
         last_ns = now_ns
-        await pub.publish({"b": f"{step} {seq} {now_ns}", "pad": pad}, seq)
+        room, seq = rooms[i % nrooms], i // nrooms
+        data = {"b": f"{step} {seq} {now_ns}", "pad": pad}
+        if inflight > 1:
+            last_of_room[room] = asyncio.create_task(
+                chained(last_of_room.get(room), room, data, seq))
+        else:
+            await pub.publish(room, data, seq)
+    if last_of_room:
+        await asyncio.gather(*last_of_room.values())
     return first_ns, last_ns, worst
 
 
+def total_cpu(pids: Sequence[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
+    return total
+
+
 async def run_step(system: str, cfg: Config, pool: Pool, connected: int, pub: Publisher,
-                   server_pid: int, redis_pid: int | None, rate: float,
-                   step: int) -> dict[str, Any]:
-    count = max(1, round(rate * cfg.duration))
-    expected_total = count * connected
+                   server_pids: Sequence[int], redis_pid: int | None, rate: float,
+                   step: int, rooms: Sequence[str] = (ROOM,), inflight: int = 1,
+                   kind: str = "fanout") -> dict[str, Any]:
+    """One rate step: `rate` messages/s in all, spread over `rooms` (each client in one)."""
+    nrooms = len(rooms)
+    count = max(1, round(rate * cfg.duration / nrooms)) * nrooms
+    per_client = count // nrooms
+    expected_total = per_client * connected
     await pool.all({"cmd": "step", "step": step})
     pad = "x" * cfg.payload_bytes
     t0 = time.perf_counter()
-    srv0 = cpu_seconds(server_pid)
+    srv0 = total_cpu(server_pids)
+    gw0 = total_cpu(server_pids[:1])
     redis0 = cpu_seconds(redis_pid) if redis_pid else 0.0
     cli0 = pool.cpu()
     me0 = cpu_seconds(os.getpid())
-    first_pub, last_pub, late = await publish_at_rate(pub, rate, count, step, pad)
+    first_pub, last_pub, late = await publish_at_rate(pub, rate, count, step, pad, rooms,
+                                                      inflight)
     # drain: until everything arrived or nothing moved for a while
     deadline = time.monotonic() + DRAIN_MAX_SECONDS
     last_total, last_move = -1, time.monotonic()
@@ -590,11 +797,12 @@ async def run_step(system: str, cfg: Config, pool: Pool, connected: int, pub: Pu
             break
         await asyncio.sleep(0.05)
     window = time.perf_counter() - t0
-    srv_cpu = cpu_seconds(server_pid) - srv0
+    srv_cpu = total_cpu(server_pids) - srv0
+    gw_cpu = total_cpu(server_pids[:1]) - gw0
     redis_cpu = (cpu_seconds(redis_pid) - redis0) if redis_pid else 0.0
     cli_cpu = pool.cpu() - cli0
     me_cpu = cpu_seconds(os.getpid()) - me0
-    reports = await pool.all({"cmd": "report", "expected": count}, timeout=120)
+    reports = await pool.all({"cmd": "report", "expected": per_client}, timeout=120)
 
     lat = array("q")
     for rep in reports:
@@ -616,15 +824,16 @@ async def run_step(system: str, cfg: Config, pool: Pool, connected: int, pub: Pu
                      "the harness's")
     if late > 0.005:
         notes.append(f"publisher fell {late * 1000:.0f} ms behind its schedule")
-    return {
-        "kind": "fanout",
+    res = {
+        "kind": kind,
         "system": system,
         "rate": rate,
         "clients": connected,
+        "rooms": nrooms,
         "published": count,
         "publish_seconds": round((last_pub - first_pub) / 1e9, 3),
         "publisher_worst_late_ms": round(late * 1000, 2),
-        "offered_per_s": round(rate * connected, 1),
+        "offered_per_s": round(rate * connected / nrooms, 1),
         "expected": expected_total,
         "delivered": unique,
         "deliveries_per_s": round(deliveries_per_s, 1),
@@ -639,60 +848,86 @@ async def run_step(system: str, cfg: Config, pool: Pool, connected: int, pub: Pu
         "unexpected_closes": sum(r["unexpected_closes"] for r in reports),
         "close_reasons": close_reasons,
         "window_s": round(window, 3),
+        "server_processes": len(server_pids),
         "server_cpu_s": round(srv_cpu, 3),
+        "services_cpu_s": round(srv_cpu - gw_cpu, 3),
         "server_cpu_pct": round(100 * srv_cpu / window, 1),
         "server_cpu_us_per_delivery": round(1e6 * srv_cpu / unique, 3) if unique else None,
+        "deliveries_per_server_cpu_s": round(unique / srv_cpu) if srv_cpu > 0 else None,
         "redis_cpu_s": round(redis_cpu, 3),
         "server_plus_redis_us_per_delivery": (round(1e6 * (srv_cpu + redis_cpu) / unique, 3)
-                                              if unique else None),
+                                              if unique and redis_pid else None),
         "client_cpu_s": round(cli_cpu, 3),
         "client_cpu_pct_of_their_cores": round(client_pct, 1),
         "publisher_cpu_s": round(me_cpu, 3),
         "notes": notes,
     }
+    res["sustained"] = sustained(res)
+    return res
 
 
-async def fanout_system(system: str, cfg: Config, children: Children, pool: Pool,
-                        redis_pid: int | None, step_base: int) -> list[dict[str, Any]]:
-    log(f"{system}: starting the server")
-    server = await start_server(system, cfg, children, "fanout")
+async def load_system(system: str, cfg: Config, children: Children, pool: Pool,
+                      redis_pid: int | None, step_base: int, *, clients: int,
+                      rooms: Sequence[str], rates: Sequence[float], inflight: int = 1,
+                      kind: str = "fanout") -> list[dict[str, Any]]:
+    """A fresh server of `system`, `clients` sockets spread over `rooms`, then one step per
+    rate (stopping after `cfg.max_misses` unsustained steps, or at the first step that
+    fell far behind). One JSON line per step."""
+    log(f"{system}: starting the server ({kind})")
+    server = await start_server(system, cfg, children, kind)
     results: list[dict[str, Any]] = []
     pub: Publisher | None = None
     try:
-        frames = connect_frames(cfg, [f"fan-{i}" for i in range(cfg.clients)], ROOM)
+        frames = connect_frames(cfg, [f"{kind}-{i}" for i in range(clients)], rooms,
+                                server.proto)
         conn = await pool.connect("127.0.0.1", server.port, frames, cfg.concurrency,
-                                  sources_for(cfg.clients, cfg.src_addrs), cfg.connect_timeout)
-        log(f"{system}: {conn['connected']}/{cfg.clients} clients connected in "
-            f"{conn['seconds']} s" + (f"; failures: {conn['errors']}" if conn["failed"] else ""))
+                                  sources_for(clients, cfg.src_addrs), cfg.connect_timeout,
+                                  server.path, server.proto)
+        log(f"{system}: {conn['connected']}/{clients} clients in {len(rooms)} room(s) connected "
+            f"in {conn['seconds']} s" + (f"; failures: {conn['errors']}" if conn["failed"] else ""))
         if conn["connected"] == 0:
             raise RuntimeError(f"{system}: no client could connect: {conn['errors']}")
-        if isinstance(server, Gateway):
-            if cfg.publish_via == "http":
-                pub = HttpPublisher(server.port, cfg.api_key, ROOM)
-            else:
-                pub = RedisRoomPublisher(cfg.redis_url, server.prefix, ROOM)
-        else:
-            pub = CeilingPublisher(server.control_port, ROOM)
+        pub = publisher_for(server, cfg)
         await pub.open()
-        await asyncio.sleep(1.0)  # let connect-time work (events, subscriptions) settle
-        for i, rate in enumerate(cfg.rates):
-            log(f"{system}: {conn['connected']} clients x {rate:g} msg/s for {cfg.duration:g} s")
-            res = await run_step(system, cfg, pool, conn["connected"], pub, server.pid,
-                                 redis_pid if system == "goldwire" else None, rate,
-                                 step_base + i)
+        await asyncio.sleep(cfg.settle)  # let connect-time work (events, subscriptions) settle
+        misses = 0
+        uses_redis = system in ("goldwire", "socketio")
+        for i, rate in enumerate(rates):
+            log(f"{system}: {conn['connected']} clients, {rate:g} msg/s over {len(rooms)} "
+                f"room(s) for {cfg.duration:g} s")
+            res = await run_step(system, cfg, pool, conn["connected"], pub, server.pids,
+                                 redis_pid if uses_redis else None, rate, step_base + i,
+                                 rooms, inflight, kind)
             res["connect_seconds"] = conn["seconds"]
             res["connect_failures"] = conn["failed"]
+            if isinstance(server, Gateway):
+                res["services"] = sorted(server.services)
             emit(res)
             results.append(res)
             if server.proc.poll() is not None:
                 raise RuntimeError(f"{system} server died:\n{log_tail(server.proc)}")
+            if not res["sustained"]:
+                misses += 1
+                far_behind = (res["deliveries_per_s"] < 0.8 * res["offered_per_s"]
+                              or res["unexpected_closes"] > 0)
+                if cfg.max_misses and (misses >= cfg.max_misses or far_behind):
+                    if i + 1 < len(rates):
+                        log(f"{system}: not sustained; skipping the higher rates")
+                    break
     finally:
         if pub is not None:
             await pub.close()
         with contextlib.suppress(Exception):
             await pool.all({"cmd": "close"}, timeout=30)
-        children.stop(server.proc)
+        server.stop(children)
     return results
+
+
+async def fanout_system(system: str, cfg: Config, children: Children, pool: Pool,
+                        redis_pid: int | None, step_base: int) -> list[dict[str, Any]]:
+    """`cfg.clients` sockets in one room, one step per rate in `cfg.rates`."""
+    return await load_system(system, cfg, children, pool, redis_pid, step_base,
+                             clients=cfg.clients, rooms=[ROOM], rates=cfg.rates)
 
 
 # --- idle memory ---------------------------------------------------------------------------------
@@ -710,47 +945,114 @@ async def settled_rss(pid: int, settle: float) -> int:
     return prev
 
 
-async def idle_system(system: str, cfg: Config, children: Children, pool: Pool) -> dict[str, Any]:
-    n = cfg.idle_connections
+async def key_size(redis: Any, key: str) -> int:
+    """Members of a key of any type (0 if absent): how much a service recorded."""
+    kind = (await redis.type(key)).decode()
+    size = {"hash": redis.hlen, "zset": redis.zcard, "set": redis.scard, "list": redis.llen,
+            "stream": redis.xlen}.get(kind)
+    return int(await size(key)) if size else 0
+
+
+async def goldwire_records(cfg: Config, server: Gateway, room: str) -> dict[str, int | None]:
+    """What Goldwire has recorded in Redis: events written, and (with the presence service
+    running) the connections its presence holds for `room`."""
+    from redis.asyncio import Redis
+
+    keys = Keys(server.prefix)
+    redis = Redis.from_url(cfg.redis_url)
+    try:
+        out: dict[str, int | None] = {"events": int(await redis.xlen(keys.events()))}
+        presence_key = getattr(keys, "presence_conns", None)
+        out["presence"] = (await key_size(redis, presence_key(TENANT, room))
+                           if presence_key and "presence" in server.services else None)
+        return out
+    finally:
+        await redis.aclose()
+
+
+async def idle_system(system: str, cfg: Config, children: Children, pool: Pool,
+                      n: int | None = None, sources: list[str] | None = None,
+                      kind: str = "idle") -> tuple[dict[str, Any], dict[str, Any]]:
+    """`n` authenticated idle sockets (each in one room) on a fresh server: RSS per
+    connection, and the connect rate of those `n` (a second JSON line, kind `connect`)."""
+    n = cfg.idle_connections if n is None else n
     warm = max(10, min(200, n // 10))
     log(f"{system}: idle memory, {warm} warm-up + {n} idle connections on a fresh server")
-    server = await start_server(system, cfg, children, "idle")
+    server = await start_server(system, cfg, children, kind)
+    short = 1.0 if cfg.smoke else 0.0  # smoke: settle for less
     try:
-        sources = sources_for(n + warm, cfg.src_addrs)
-        rss_fresh = await settled_rss(server.pid, 3)
+        if sources is None:
+            sources = sources_for(n + warm, cfg.src_addrs)
+        rss_fresh = await settled_rss(server.pid, short or 3)
         c1 = await pool.connect("127.0.0.1", server.port,
-                                connect_frames(cfg, [f"warm-{i}" for i in range(warm)], IDLE_ROOM),
-                                cfg.concurrency, sources, cfg.connect_timeout)
-        rss_base = await settled_rss(server.pid, 5)
-        c2 = await pool.connect("127.0.0.1", server.port,
-                                connect_frames(cfg, [f"idle-{i}" for i in range(n)], IDLE_ROOM),
-                                cfg.concurrency, sources, cfg.connect_timeout)
-        rss_after = await settled_rss(server.pid, 10)
+                                connect_frames(cfg, [f"warm-{i}" for i in range(warm)],
+                                               IDLE_ROOM, server.proto),
+                                cfg.concurrency, sources, cfg.connect_timeout,
+                                server.path, server.proto)
+        rss_base = await settled_rss(server.pid, short or 5)
+        before = (await goldwire_records(cfg, server, IDLE_ROOM)
+                  if isinstance(server, Gateway) else None)
+        frames = connect_frames(cfg, [f"idle-{i}" for i in range(n)], IDLE_ROOM, server.proto)
+        srv0, cli0 = total_cpu(server.pids), pool.cpu()
+        c2 = await pool.connect("127.0.0.1", server.port, frames, cfg.concurrency, sources,
+                                cfg.connect_timeout, server.path, server.proto)
+        srv_cpu, cli_cpu = total_cpu(server.pids) - srv0, pool.cpu() - cli0
+        rss_after = await settled_rss(server.pid, short or 10)
+        recorded: dict[str, Any] = {}
+        if before is not None and isinstance(server, Gateway):
+            after = await goldwire_records(cfg, server, IDLE_ROOM)
+            deadline = time.monotonic() + (2 if cfg.smoke else 10)
+            while (after["presence"] is not None and after["presence"] < n + warm
+                   and time.monotonic() < deadline):
+                await asyncio.sleep(0.5)
+                after = await goldwire_records(cfg, server, IDLE_ROOM)
+            recorded = {"events_written": after["events"] - (before["events"] or 0),
+                        "presence_connections": after["presence"],
+                        "services": sorted(server.services)}
         errors = {**c1["errors"], **c2["errors"]}
+        connected = c2["connected"]
+        secs = c2["seconds"]
         res = {
             "kind": "idle",
             "system": system,
-            "connections": c2["connected"],
+            "connections": connected,
             "warmup_connections": c1["connected"],
             "failed": c1["failed"] + c2["failed"],
             "errors": errors,
-            "connect_seconds": c2["seconds"],
-            "connects_per_s": round(c2["connected"] / c2["seconds"], 1) if c2["seconds"] else None,
+            "connect_seconds": secs,
+            "connects_per_s": round(connected / secs, 1) if secs else None,
             "source_addresses": len(sources) or 1,
             "rss_fresh_kb": rss_fresh,
             "rss_before_kb": rss_base,
             "rss_after_kb": rss_after,
-            "kb_per_connection": (round((rss_after - rss_base) / c2["connected"], 2)
-                                  if c2["connected"] else None),
+            "kb_per_connection": (round((rss_after - rss_base) / connected, 2)
+                                  if connected else None),
         }
-        log(f"{system}: {c2['connected']} idle connections in {c2['seconds']} s, "
+        log(f"{system}: {connected} idle connections in {secs} s, "
             f"RSS {rss_base} -> {rss_after} KB" + (f"; failures: {errors}" if errors else ""))
         emit(res)
-        return res
+        client_cores = len(cfg.client_cpus) if cfg.client_cpus else os.cpu_count() or 1
+        rate = {
+            "kind": "connect",
+            "system": system,
+            "connections": connected,
+            "failed": c2["failed"],
+            "seconds": secs,
+            "connects_per_s": res["connects_per_s"],
+            "in_flight": cfg.concurrency * len(pool.workers),
+            "server_cpu_s": round(srv_cpu, 3),
+            "server_cpu_us_per_connect": round(1e6 * srv_cpu / connected) if connected else None,
+            "server_cpu_pct": round(100 * srv_cpu / secs, 1) if secs else None,
+            "client_cpu_pct_of_their_cores": (round(100 * cli_cpu / (secs * client_cores), 1)
+                                              if secs else None),
+            **recorded,
+        }
+        emit(rate)
+        return res, rate
     finally:
         with contextlib.suppress(Exception):
             await pool.all({"cmd": "close"}, timeout=60)
-        children.stop(server.proc)
+        server.stop(children)
 
 
 # --- summary -----------------------------------------------------------------------------------
@@ -888,7 +1190,7 @@ async def bench(cfg: Config, children: Children, redis_pid: int) -> int:
             fan += await fanout_system(system, cfg, children, pool, redis_pid, 1000 * (k + 1))
         if cfg.idle_connections > 0:
             for system in systems:
-                idle.append(await idle_system(system, cfg, children, pool))
+                idle.append((await idle_system(system, cfg, children, pool))[0])
         summarize(cfg, fan, idle)
     finally:
         for w in pool.workers:

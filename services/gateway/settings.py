@@ -37,6 +37,11 @@ class GatewaySettings(BaseSettings):
     authz_cache_seconds: float = 30.0
     authz_timeout: float = 2.0
 
+    # /v2/sync/*: the services the gateway forwards a user's requests to, with the
+    # first of API_KEYS; a service that does not answer within sync_timeout is a 503.
+    presence_url: str = "http://127.0.0.1:8001"
+    sync_timeout: float = 2.0  # seconds for one forwarded call, connect to last byte
+
     max_frame_bytes: int = 65536
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 100
@@ -52,11 +57,15 @@ class GatewaySettings(BaseSettings):
     history_ttl: int = 86400  # seconds
     idempotency_window: int = 300  # seconds
     events_maxlen: int = 1_000_000
-    node_ttl: float = 6.0  # seconds a dead node's liveness key outlives it
+    node_ttl: float = 5.0  # seconds a dead node's liveness key outlives it
     drain_timeout: float = 10.0
 
     def api_key_set(self) -> frozenset[str]:
-        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+        return frozenset(self.api_key_list())
+
+    def api_key_list(self) -> list[str]:
+        """API_KEYS in the order given; the first is the one the gateway calls services with."""
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
 
     def origin_list(self) -> list[str]:
         return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]

@@ -87,7 +87,7 @@ class PresenceEngine:
                 keys.user_conn_rooms(ev.tenant, ev.user, ev.conn),
                 keys.user_conn_gone(ev.tenant, ev.user, ev.conn),
                 keys.user_last_seen(ev.tenant, ev.user),
-            ], args=[ev.kind, ev.conn, ev.seq, ev.status, ev.meta, ev.room, now,
+            ], args=[ev.kind, ev.conn, ev.seq, ev.status, ev.meta, ev.room, ev.ts or now,
                      self.tombstone_ttl], client=pipe)
         users = [UserResult.parse(raw) for raw in await pipe.execute()]
 

@@ -44,7 +44,7 @@ end
 
 USER_APPLY = """
 -- KEYS: uc (hash), uv (counter), cr (conn's rooms), ug (conn tombstone), ls (last seen)
--- ARGV: kind, conn, seq, status, meta, room, now_ms, tomb_ttl_s
+-- ARGV: kind, conn, seq, status, meta, room, event ts (ms), tomb_ttl_s
 local kind, conn, seq = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local rank = {online = 3, busy = 2, away = 1}
 local function aggregate()
