@@ -1063,7 +1063,7 @@ def verdict(ok: bool | None) -> str:
 def summarize(cfg: Config, fan: list[dict[str, Any]], idle: list[dict[str, Any]]) -> None:
     by = {(r["system"], r["rate"]): r for r in fan}
     ratios = []
-    for baseline in ("ceiling", "asgi"):
+    for baseline in ("socketio", "ceiling", "asgi"):
         for rate in cfg.rates:
             gw, ce = by.get(("goldwire", rate)), by.get((baseline, rate))
             if not gw or not ce:
@@ -1136,7 +1136,7 @@ def summarize(cfg: Config, fan: list[dict[str, Any]], idle: list[dict[str, Any]]
     print(head, file=out)
     print("-" * len(head), file=out)
     for r in fan:
-        plus = r["server_plus_redis_us_per_delivery"] if r["system"] == "goldwire" else None
+        plus = r["server_plus_redis_us_per_delivery"]
         print(f"{r['system']:<9}{r['rate']:>6g}{r['clients']:>8}{r['offered_per_s']:>11.0f}"
               f"{r['deliveries_per_s']:>11.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
               f"{r['max_ms']:>9.2f}{r['lost']:>7}{r['duplicated']:>5}{r['out_of_order']:>5}"
@@ -1148,7 +1148,7 @@ def summarize(cfg: Config, fan: list[dict[str, Any]], idle: list[dict[str, Any]]
         for note in r["notes"]:
             print(f"  note: {r['system']} at {r['rate']:g} msg/s: {note}", file=out)
     print("  srv % = server CPU / step window (one core = 100); us/deliv = server CPU µs per "
-          "delivery; +redis = gateway + Redis; cli % = client processes' CPU / their cores",
+          "delivery; +redis = server + Redis; cli % = client processes' CPU / their cores",
           file=out)
     for ratio in ratios:
         print(f"Goldwire/{ratio['baseline']} at {ratio['rate']:g} msg/s: deliveries/s "
@@ -1210,17 +1210,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true",
                    help="tiny run: 50 clients, 2 s, 200 idle connections")
     p.add_argument("--systems", default="goldwire,ceiling",
-                   help="comma-separated, run in this order: goldwire, ceiling, asgi "
-                        "(goldwire,ceiling)")
+                   help="comma-separated, run in this order: goldwire, socketio, ceiling, "
+                        "asgi (goldwire,ceiling)")
     p.add_argument("--skip-ceiling", action="store_true", help="drop ceiling from --systems")
     p.add_argument("--asgi-send", choices=("loop", "gather"), default="loop",
                    help="asgi server: a loop of `await ws.send_text` or asyncio.gather of "
                         "them (loop)")
     p.add_argument("--asgi-ws", default="auto",
                    help="asgi server: uvicorn's --ws implementation (auto = uvicorn's default)")
-    p.add_argument("--publish-via", choices=("redis", "http"), default="redis",
-                   help="Goldwire publisher: the PUBLISH_ROOM script on Redis (as the gateway "
-                        "publishes) or POST /v1/publish (redis)")
+    p.add_argument("--publish-via", choices=("client", "redis", "http"), default="client",
+                   help="Goldwire publisher: goldwire.client.RedisPublisher (as a backend "
+                        "publishes), the bare PUBLISH_ROOM script on Redis, or POST /v1/publish "
+                        "(client)")
+    p.add_argument("--no-services", action="store_true",
+                   help="run the gateway alone, without the service processes `goldwire up` "
+                        "would start beside it")
     p.add_argument("--payload-bytes", type=int, default=100,
                    help="padding in each message's data (100)")
     p.add_argument("--heartbeat", type=float, default=30.0,
@@ -1267,6 +1271,7 @@ def make_config(args: argparse.Namespace) -> Config:
         connect_timeout=args.connect_timeout, client_procs=max(1, procs),
         src_addrs=max(0, args.src_addrs), server_cpus=server_cpus, client_cpus=client_cpus,
         systems=systems, asgi_send=args.asgi_send, asgi_ws=args.asgi_ws, smoke=args.smoke,
+        services=not args.no_services,
     )
 
 

@@ -1,13 +1,16 @@
-"""The gateway's HTTP face (FastAPI): publish API, health, readiness, metrics.
+"""The gateway's HTTP face (FastAPI): publish API, `/v2/sync`, health, readiness, metrics.
 
-The node is created in `lifespan` and handed to request handlers and to the
-WebSocket transport through the lifespan state, never through a global.
+The node and the forwarder (the pooled HTTP client `/v2/sync` calls the
+services behind it with) are created in `lifespan` and handed to request
+handlers and to the WebSocket transport through the lifespan state, never
+through a global.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -15,20 +18,25 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from goldwire.gateway.node import GatewayNode
 from goldwire.gateway.publish_api import router as publish_router
 from goldwire.gateway.settings import GatewaySettings
+from goldwire.gateway.sync_api import Forwarder
+from goldwire.gateway.sync_api import router as sync_router
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, GatewayNode]]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         node = GatewayNode(settings)
         await node.start()
+        forwarder = Forwarder(settings)
         try:
-            yield {"node": node}
+            yield {"node": node, "forwarder": forwarder}
         finally:
+            await forwarder.aclose()
             await node.stop()
 
     app = FastAPI(title="Goldwire gateway", version="1", lifespan=lifespan)
     app.include_router(publish_router)
+    app.include_router(sync_router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
