@@ -167,3 +167,36 @@ async def test_two_replicas_one_killed_mid_stream(redis_server, key_prefix) -> N
         gw.terminate()
         for p in replicas:
             p.terminate()
+
+
+async def test_presence_is_rebuilt_after_redis_loses_everything(stack, redis_server) -> None:
+    """Redis restarts without persistence: the gateways announce their connections
+    again and presence comes back without anyone reconnecting."""
+    gw1, gw2, presence = stack
+    r = room()
+    a = await Client.open(gw1.url, token("amy"), rooms=[{"room": r}])
+    b = await Client.open(gw2.url, token("ben"), rooms=[{"room": r}])
+    await next_presence(a)
+    redis_server.kill()
+    redis_server.restart()
+
+    async def members() -> list[str]:
+        async with presence.api() as http:
+            resp = await http.get(f"/v1/presence/rooms/{r}")
+            return [m["user"]["id"] for m in resp.json()["members"]] if resp.is_success else []
+
+    deadline = time.monotonic() + 20
+    while await members() != ["amy", "ben"]:
+        assert time.monotonic() < deadline, await members()
+        await asyncio.sleep(0.2)
+    # b is sent the rebuilt state, then diffs: together they show both again.
+    view: set[str] | None = None
+    while view != {"amy", "ben"}:
+        data = await next_presence(b, timeout=10)
+        if data["kind"] == "state":
+            view = {m["user"]["id"] for m in data["members"]}
+        elif view is not None:
+            view |= {m["user"]["id"] for m in data["joins"]}
+            view -= {m["user"]["id"] for m in data["leaves"]}
+    await a.close()
+    await b.close()

@@ -211,7 +211,21 @@ class GatewayNode:
     async def _after_reconnect(self) -> None:
         self.metrics.pubsub_reconnects += 1
         self._recount_users()
+        self._announce_connections()
         await self.rooms.catch_up()
+
+    def _announce_connections(self) -> None:
+        """After a Redis gap, say again who is here and where, so services that lost
+        their state (a restart without persistence) rebuild it. Consumers treat a
+        repeated connect or join as a no-op; `replay` marks them for analytics."""
+        for conn in list(self.connections.values()):
+            p = conn.principal
+            if p is None:
+                continue
+            self.outbox.event("connect", conn, name=p.name, status=conn.status, meta=conn.meta,
+                              replay=1)
+            for name in conn.rooms:
+                self.outbox.event("join", conn, room=name, name=p.name, replay=1)
 
     # --- node-wide loops ---------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:

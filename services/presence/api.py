@@ -94,6 +94,7 @@ def create_app(settings: PresenceSettings) -> FastAPI:
             "changes_published_total": service.stats["changes_published"],
             "sweeps_total": service.stats["sweeps"],
             "ghosts_removed_total": service.stats["ghosts_removed"],
+            "events_skipped_total": service.stats["events_skipped"],
             "webhooks_delivered_total": service.stats["webhooks_delivered"],
             "webhook_failures_total": service.stats["webhook_failures"],
             "stream_claimed_total": st.claimed,

@@ -13,6 +13,7 @@ from arq import cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker, func
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from goldwire.presence import jobs
 from goldwire.presence.engine import PresenceChange, PresenceEngine
@@ -87,9 +88,22 @@ class PresenceService:
         await self.redis.aclose()
 
     async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        """One batch of gateway events: apply, then tell backends what changed."""
+        """One batch of gateway events: apply, then tell backends what changed.
+
+        A script error (bad data the scripts trip on) would otherwise fail the batch
+        forever; the batch is then applied event by event and the culprit skipped.
+        """
         events = [ev for _, fields in entries if (ev := parse_event(fields)) is not None]
-        changes = await self.engine.apply(events)
+        try:
+            changes = await self.engine.apply(events)
+        except ResponseError:
+            changes = []
+            for ev in events:
+                try:
+                    changes += await self.engine.apply([ev])
+                except ResponseError:
+                    self.stats["events_skipped"] += 1
+                    log.exception("presence: skipping an event the scripts refuse: %s", ev)
         self.stats["events_handled"] += len(events)
         await self.publish(changes)
 
