@@ -88,6 +88,10 @@ def create_app(settings: PresenceSettings) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics(service: PresenceService = Depends(service_of)) -> PlainTextResponse:
+        try:
+            await service.consumer.lag()
+        except Exception:
+            pass  # the last known lag is still worth reporting
         st = service.consumer.stats
         values = {
             "events_handled_total": service.stats["events_handled"],
