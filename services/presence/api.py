@@ -99,6 +99,7 @@ def create_app(settings: PresenceSettings) -> FastAPI:
             "sweeps_total": service.stats["sweeps"],
             "ghosts_removed_total": service.stats["ghosts_removed"],
             "events_skipped_total": service.stats["events_skipped"],
+            "job_runner_restarts_total": service.stats["job_runner_restarts"],
             "webhooks_delivered_total": service.stats["webhooks_delivered"],
             "webhook_failures_total": service.stats["webhook_failures"],
             "stream_claimed_total": st.claimed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -58,31 +59,52 @@ class PresenceService:
         settings = self.settings
         self.arq = await create_pool(RedisSettings.from_dsn(settings.redis_url),
                                      default_queue_name=self.keys.job_queue(SERVICE))
+        await self.consumer.ensure_group()
+        self._tasks = [
+            asyncio.create_task(self.consumer.run(), name="presence-consumer"),
+            asyncio.create_task(self._run_jobs(), name="presence-arq"),
+        ]
+        log.info("presence consumer %s started", self.consumer.name)
+
+    def _build_worker(self) -> Worker:
+        settings = self.settings
         every = max(1, settings.presence_sweep_interval)
-        self._worker = Worker(
+        return Worker(
             functions=[func(jobs.deliver_webhook, max_tries=settings.presence_webhook_tries)],
             cron_jobs=[
                 cron(jobs.sweep_dead_nodes, second=set(range(0, 60, every)),
                      run_at_startup=True),
                 cron(jobs.expire_pending_leaves, second=set(range(60))),
             ],
-            redis_pool=self.arq, queue_name=self.keys.job_queue(SERVICE),
+            redis_settings=RedisSettings.from_dsn(settings.redis_url),
+            queue_name=self.keys.job_queue(SERVICE),
             ctx={"service": self}, handle_signals=False, poll_delay=0.2, keep_result=0,
             max_jobs=20, log_results=False,
         )
-        await self.consumer.ensure_group()
-        self._tasks = [
-            asyncio.create_task(self.consumer.run(), name="presence-consumer"),
-            asyncio.create_task(self._worker.async_run(), name="presence-arq"),
-        ]
-        log.info("presence consumer %s started", self.consumer.name)
+
+    async def _run_jobs(self) -> None:
+        """Run the arq worker, and a fresh one whenever it dies (arq's own loop ends on a
+        lost Redis connection; the sweep must outlive that, or ghosts would stay)."""
+        delay = 0.5
+        while True:
+            self._worker = self._build_worker()
+            try:
+                await self._worker.main()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats["job_runner_restarts"] += 1
+                log.warning("arq worker stopped (%s); starting a new one in %.1fs", exc, delay)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._worker.close(), 2)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._worker is not None:
-            await self._worker.close()
         await self.http.aclose()
         await self._stream_redis.aclose()
         await self.redis.aclose()
