@@ -115,6 +115,11 @@ class Presence(Service):
     port_variable = "PRESENCE_PORT"
 
 
+class Sessions(Service):
+    kind = "sessions"
+    port_variable = "SESSIONS_PORT"
+
+
 def token(user: str = "u1", name: str | None = "Ada", tenant: str | None = None,
           rooms: tuple[str, ...] = ("*",), publish: tuple[str, ...] = ("*",), ttl: int = 3600,
           **kw: Any) -> str:

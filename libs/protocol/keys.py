@@ -116,6 +116,35 @@ class Keys:
     def user_last_seen(self, tenant: str, user: str) -> str:
         return self.user_tag(tenant, user) + ":ls"
 
+    # --- sessions and preferences (the user's slot) ---------------------------------
+    def user_sessions(self, tenant: str, user: str) -> str:
+        """Sorted set session id → expiry (ms): the user's live sessions."""
+        return self.user_tag(tenant, user) + ":ss"
+
+    def session(self, tenant: str, user: str, sid: str) -> str:
+        """Hash: id, device, created, last_seen, state (JSON)."""
+        return self.user_tag(tenant, user) + ":s:" + sid
+
+    def session_rooms(self, tenant: str, user: str, sid: str) -> str:
+        """Hash room → the last offset known delivered to the session."""
+        return self.user_tag(tenant, user) + ":sr:" + sid
+
+    def session_conns(self, tenant: str, user: str, sid: str) -> str:
+        """Hash conn id → gateway node: where the session's sockets are."""
+        return self.user_tag(tenant, user) + ":sc:" + sid
+
+    def session_revoked(self, tenant: str, user: str, sid: str) -> str:
+        """Tombstone: a revoked session id is never resumed."""
+        return self.user_tag(tenant, user) + ":sx:" + sid
+
+    def preferences(self, tenant: str, user: str) -> str:
+        """Hash: values (JSON object), version."""
+        return self.user_tag(tenant, user) + ":pf"
+
+    def session_expiry(self) -> str:
+        """Sorted set `<tenant>\t<user>\t<sid>` → expiry (ms), for the cleanup job."""
+        return f"{self.prefix}:sessions:expiry"
+
     # --- presence: global indexes --------------------------------------------------------
     def presence_nodes(self) -> str:
         """Set of gateway nodes presence holds connections for (the sweep walks it)."""
@@ -137,6 +166,22 @@ class Keys:
         """The arq queue of one service."""
         return f"{self.prefix}:{service}:arq"
 
+    # --- activity: everything of one tenant on one slot (`{a/<tenant>}`) -----------------
+    # The activity service records a batch of a tenant's events in ONE Lua call, so all
+    # of a tenant's activity keys share the tag (see services/activity/recorder.py for
+    # why). The Lua side builds the same names from ACTIVITY_PARTS, so this table is
+    # the only place the names are spelled.
+    def activity_tag(self, tenant: str) -> str:
+        return f"{self.prefix}:{{a/{tenant}}}"
+
+    def activity(self, tenant: str, part: str, *names: str | int) -> str:
+        """Key `part` (a name in ACTIVITY_PARTS) of a tenant, e.g. `activity(t, "user_history", u)`."""
+        return self.activity_tag(tenant) + ACTIVITY_PARTS[part] + ":".join(map(str, names))
+
+    def activity_tenants(self) -> str:
+        """Set of tenants with activity (the jobs walk it)."""
+        return f"{self.prefix}:act:tenants"
+
     # --- services ----------------------------------------------------------------
     def events(self) -> str:
         """Stream of gateway events consumed by presence, sessions and activity."""
@@ -151,3 +196,42 @@ class Keys:
         if rest.startswith("{r/"):
             return "room"
         return {"u": "user", "t": "tenant", "node": "node"}.get(rest.split(":", 1)[0], "unknown")
+
+
+# Activity key parts: `<prefix>:{a/<tenant>}` + part + names joined by `:`. Time buckets
+# are UTC minute / hour / day numbers since the epoch (ts // 60_000, 3_600_000, 86_400_000).
+# A name always comes last, after a fixed part, so user and room names cannot collide.
+ACTIVITY_PARTS: dict[str, str] = {
+    # history: sorted sets, score = event ts (ms), member = the entry's JSON
+    "user_history": ":hu:",  # + user
+    "room_history": ":hr:",  # + room
+    "api_history": ":hx",  # API use with neither user nor room (sends, broadcasts)
+    "last_active": ":la",  # zset user -> last event ts (also the index the trim walks)
+    "room_index": ":lr",  # zset room -> last event ts
+    # per-user summaries
+    "user_day": ":ud:",  # + day:user -> hash e, m, j:<room>, t:<room> (ms in room)
+    "user_open": ":uo:",  # + user -> hash <conn>\t<room> -> O|seq|ts (open) or L|seq|ts
+    "conn_gone": ":cg:",  # + conn -> "seq|ts" of its disconnect (TTL)
+    # counters: minute hashes (kept 2 days), pending deltas, roll-ups
+    "minute": ":m:",  # + minute -> hash e, msg, k:<kind>, t:<type>, r:<room>, a:<api>
+    "pending": ":p",  # hash "<minute>|<field>" -> n, folded into hour/day by the roll-up
+    "hour": ":h:",  # + hour -> hash (fields as minute, without r:)
+    "day": ":d:",  # + day
+    "rooms_hour": ":rh:",  # + hour -> zset room -> messages
+    "rooms_day": ":rd:",  # + day
+    "users_hour": ":ah:",  # + hour -> set of active users (exact, until the limit)
+    "users_hour_hll": ":ahx:",  # + hour -> HyperLogLog of active users (always)
+    "users_day": ":ad:",  # + day (rolled up from hours)
+    "users_day_hll": ":adx:",  # + day
+    "users_overflow": ":ao",  # hash h<hour> / d<day> -> 1: exact set dropped, HLL only
+    "dirty_days": ":dd",  # zset day -> version: days whose user roll-up is due
+    # live state (from the events, order-independent by per-connection seq)
+    "live_conns": ":lc",  # hash conn -> user\tnode
+    "live_conn_rooms": ":lcr:",  # + conn -> set of rooms the connection touched
+    "live_joins": ":lj",  # hash <room>\t<conn> -> seq (in the room) or -seq (left)
+    "live_members": ":lm",  # hash <room>\t<user> -> connections of user in room
+    "live_rooms": ":lrm",  # hash room -> members (distinct users)
+    "live_users": ":lu",  # hash user -> connections
+    "live_nodes": ":ln",  # hash node -> connections
+    "live_seconds": ":ls",  # hash second -> messages (trimmed to the last minutes)
+}

@@ -177,9 +177,12 @@ def reply(ref: Ref | None, data: dict[str, Any]) -> bytes:
     return encode(msg)
 
 
-def error(code: ErrorCode, message: str, ref: Ref | None = None) -> bytes:
-    """An `error` frame, with the ref of the failed command when there is one."""
-    msg: dict[str, Any] = {"type": "error", "data": {"code": str(code), "message": message}}
+def error(code: ErrorCode, message: str, ref: Ref | None = None, **extra: Any) -> bytes:
+    """An `error` frame, with the ref of the failed command when there is one.
+
+    `extra` adds fields to `data` (a `conflict` carries the current values)."""
+    msg: dict[str, Any] = {"type": "error",
+                           "data": {"code": str(code), "message": message, **extra}}
     if ref is not None:
         msg["ref"] = ref
     return encode(msg)

@@ -45,7 +45,8 @@ return {id, 0}
 # offset itself; and (3) `since` is not from the future of this stream.
 # (Redis 7.0 does not update max-deleted-entry-id on trims, so it is not used.)
 READ_ROOM = """
--- KEYS: history, meta; ARGV: since ('' = only the latest offset)
+-- KEYS: history, meta; ARGV: since ('' = only the latest offset), history ttl (ms)
+-- Returns {latest, recovered (0/1), entries, known_from}.
 local function parse(id)
   local a, b = string.match(id, '^(%d+)-(%d+)$')
   return tonumber(a), tonumber(b)
@@ -55,7 +56,24 @@ local function less(x, y)
   local a2, b2 = parse(y)
   return a1 < a2 or (a1 == a2 and b1 < b2)
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', 0} end
+local since = ARGV[1]
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  -- No history. From now on this Redis holds the room's history from its start, so
+  -- remember "complete since now" as the origin: an offset `now-0` handed out for
+  -- this empty room (not to clients, whose contract says 0-0, but to sessions and
+  -- to the gateway's own catch-up) is then provable. A flush loses the marker too.
+  local origin = redis.call('HGET', KEYS[2], 'origin')
+  if not origin then
+    -- one ms back: an entry added in this very ms gets `now-0`, which must be after it
+    local t = redis.call('TIME')
+    origin = string.format('%d-0', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - 1)
+    redis.call('HSET', KEYS[2], 'origin', origin)
+    redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  end
+  local ok = 0
+  if since ~= '' and not less(since, origin) then ok = 1 end
+  return {'0-0', ok, {}, origin}
+end
 local info = redis.call('XINFO', 'STREAM', KEYS[1])
 local last, length, added, first = '0-0', 0, 0, nil
 for i = 1, #info, 2 do
@@ -65,13 +83,14 @@ for i = 1, #info, 2 do
   elseif k == 'entries-added' then added = info[i + 1]
   elseif k == 'first-entry' and info[i + 1] then first = info[i + 1][1] end
 end
-local since = ARGV[1]
-if since == '' then return {last, 0} end
 local origin = redis.call('HGET', KEYS[2], 'origin')
-if (not origin) or less(since, origin) or less(last, since) then return {last, 0} end
+if since == '' then return {last, 0, {}, origin or ''} end
+if (not origin) or less(since, origin) or less(last, since) then
+  return {last, 0, {}, origin or ''}
+end
 local complete = (added == length) or (since == last) or (first and not less(since, first))
-if not complete then return {last, 0} end
-return {last, 1, redis.call('XRANGE', KEYS[1], '(' .. since, '+')}
+if not complete then return {last, 0, {}, origin} end
+return {last, 1, redis.call('XRANGE', KEYS[1], '(' .. since, '+'), origin}
 """
 
 # User and broadcast publishes have no history; with an idempotency key, the

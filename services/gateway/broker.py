@@ -40,12 +40,21 @@ class PubSubTarget(Protocol):
 class RoomHistory:
     """What `read_room` found: the latest offset and, when provable, the entries after `since`."""
 
-    __slots__ = ("entries", "latest", "recovered")
+    __slots__ = ("entries", "known_from", "latest", "recovered")
 
-    def __init__(self, latest: bytes, recovered: bool, entries: list[tuple[bytes, bytes]]):
+    def __init__(self, latest: bytes, recovered: bool, entries: list[tuple[bytes, bytes]],
+                 known_from: bytes = b"") -> None:
         self.latest = latest
         self.recovered = recovered
         self.entries = entries  # (offset, frame) in order
+        self.known_from = known_from  # this Redis holds the room's history since then
+
+    def resume_offset(self) -> str:
+        """The offset to resume from later: the latest, or for a room with no history
+        (which clients see as 0-0) the provable "complete since" marker."""
+        if self.latest == b"0-0" and self.known_from:
+            return self.known_from.decode()
+        return self.latest.decode()
 
 
 class RedisBroker:
@@ -190,7 +199,7 @@ class RedisBroker:
         """Latest offset and, for `since`, the provable entries after it."""
         res = await self._read_room(
             keys=[self.keys.history(tenant, room), self.keys.room_meta(tenant, room)],
-            args=[since or ""],
+            args=[since or "", self.settings.history_ttl * 1000],
         )
         latest, recovered = res[0], bool(res[1])
         entries = []
@@ -198,7 +207,7 @@ class RedisBroker:
             for offset, fields in res[2]:
                 f = dict(zip(fields[::2], fields[1::2], strict=True))
                 entries.append((offset, scripts.build_frame(f[b"h"], offset, f[b"t"])))
-        return RoomHistory(latest, recovered, entries)
+        return RoomHistory(latest, recovered, entries, res[3] or b"")
 
     async def publish_direct(self, channel: str, frame: bytes,
                              idempotency_key: str | None) -> tuple[int, bytes | None]:

@@ -40,27 +40,29 @@ class ConnState(Enum):
 class CommandError(Exception):
     """A command that fails with an `error` reply; the connection stays open."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.extra = extra  # more fields for the error's `data` (e.g. current values)
 
 
 class Connection:
     __slots__ = (
-        "_auth_timer", "_flood_count", "_flood_window", "_inbox", "_worker", "bucket",
+        "_auth_timer", "_flood_count", "_flood_window", "_inbox", "_worker", "bucket", "device",
         "header_auth", "id", "meta", "node", "principal", "rooms", "seq", "session_id",
         "state", "status", "transport",
     )
 
     def __init__(self, node: GatewayNode, transport: WebSocketTransport,
-                 authorization: str | None) -> None:
+                 authorization: str | None, device: str = "") -> None:
         self.node = node
         self.transport = transport
         self.id = node.new_connection_id()
         self.state = ConnState.AWAITING_CONNECT
         self.principal: Principal | None = None
         self.header_auth = authorization  # `Authorization: Bearer` of the upgrade request
+        self.device = device  # the upgrade request's User-Agent, shown in session lists
         self.rooms: dict[str, LocalRoom] = {}
         self.session_id: str | None = None
         self.status = "online"

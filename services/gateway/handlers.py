@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,11 +33,11 @@ from goldwire.protocol.commands import (
     Status,
 )
 from goldwire.protocol.messages import error, reply
+from goldwire.sessions.store import InvalidValue, PreferencesConflict
 
 log = logging.getLogger("goldwire.gateway.handlers")
 
 MAX_STATUS_META_BYTES = 1024
-MAX_SESSION_STATE_BYTES = 16384
 
 Handler = Callable[[GatewayNode, Connection, Any], Awaitable[dict[str, Any] | None]]
 
@@ -48,7 +47,7 @@ async def run_command(node: GatewayNode, conn: Connection, command: Any) -> None
     try:
         data = await handler(node, conn, command)
     except CommandError as exc:
-        conn.send(error(exc.code, exc.message, command.ref))
+        conn.send(error(exc.code, exc.message, command.ref, **exc.extra))
         return
     except AuthError as exc:
         conn.fail_auth(exc)
@@ -87,14 +86,15 @@ async def handle_connect(node: GatewayNode, conn: Connection, command: Connect) 
     principal = _principal_for(node, conn, command)
     conn.authenticated(principal)
     try:
+        session = await node.sessions.open(principal.tenant, principal.user_id,
+                                           command.session_id, conn.id, node.node_id,
+                                           conn.device)
+        conn.session_id = session.id
         await node.attach(conn)
     except (TimeoutError, RedisError, OSError):
         log.warning("connect failed: redis unavailable", exc_info=True)
         conn.close(CloseCode.INTERNAL_ERROR, "storage unavailable; reconnect")
         return None
-    # Sessions that survive reconnects come with the sessions service; until
-    # then every connection starts a new one.
-    conn.session_id = secrets.token_urlsafe(16)
     joins: list[PendingJoin] = []
     results: list[dict[str, Any]] = []
     for wanted in command.rooms:
@@ -113,7 +113,7 @@ async def handle_connect(node: GatewayNode, conn: Connection, command: Connect) 
     conn.send(reply(command.ref, {
         "conn_id": conn.id,
         "session_id": conn.session_id,
-        "session": {"id": conn.session_id, "resumed": False, "rooms": [], "state": {}},
+        "session": session.wire(),
         "user": principal.public(),
         "node": node.node_id,
         "heartbeat": node.settings.websocket_heartbeat_interval,
@@ -147,7 +147,7 @@ def _finish_join(node: GatewayNode, conn: Connection, pending: PendingJoin) -> N
     if node.rooms.complete_join(pending):
         assert conn.principal is not None
         node.outbox.event("join", conn, room=pending.room.name, name=conn.principal.name,
-                          offset=pending.history.latest.decode())
+                          offset=pending.history.resume_offset())
     else:
         conn.rooms.pop(pending.room.name, None)
 
@@ -205,14 +205,30 @@ async def handle_ping(node: GatewayNode, conn: Connection, command: Ping) -> dic
 
 
 async def handle_session(node: GatewayNode, conn: Connection, command: Session) -> dict[str, Any]:
-    if len(json.dumps(command.state)) > MAX_SESSION_STATE_BYTES:
-        raise CommandError(ErrorCode.TOO_LARGE, f"state over {MAX_SESSION_STATE_BYTES} bytes")
-    node.outbox.event("session_state", conn, session=conn.session_id, state=command.state)
+    p = conn.principal
+    assert p is not None and conn.session_id is not None
+    try:
+        kept = await node.sessions.set_state(p.tenant, p.user_id, conn.session_id, command.state)
+    except InvalidValue as exc:
+        raise CommandError(ErrorCode.TOO_LARGE, str(exc)) from None
+    if not kept:
+        raise CommandError(ErrorCode.NOT_FOUND, "the session expired or was revoked")
+    node.outbox.event("session_state", conn)
     return {"session_id": conn.session_id}
 
 
-async def handle_prefs(node: GatewayNode, conn: Connection, command: Prefs) -> None:
-    raise CommandError(ErrorCode.UNAVAILABLE, "preferences need the sessions service")
+async def handle_prefs(node: GatewayNode, conn: Connection, command: Prefs) -> dict[str, Any]:
+    p = conn.principal
+    assert p is not None
+    try:
+        version = await node.sessions.write_prefs(p.tenant, p.user_id, command.values,
+                                                  command.version)
+    except InvalidValue as exc:
+        raise CommandError(ErrorCode.TOO_LARGE, str(exc)) from None
+    except PreferencesConflict as exc:
+        raise CommandError(ErrorCode.CONFLICT, str(exc),
+                           values=exc.values, version=exc.version) from None
+    return {"version": version}
 
 
 HANDLERS: dict[type, Handler] = {

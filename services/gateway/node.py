@@ -23,7 +23,9 @@ from goldwire.gateway.rooms import RoomHub
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import direct_frame
+from goldwire.protocol.offsets import format_offset
 from goldwire.protocol.scripts import room_frame_parts
+from goldwire.sessions.store import SessionStore
 
 if TYPE_CHECKING:
     from goldwire.gateway.connection import Connection
@@ -68,6 +70,7 @@ class GatewayNode:
         self.rooms = RoomHub(self.groups, self.broker, self.keys, self.metrics)
         self.outbox = Outbox(self.broker.redis, self.keys.events(), self.node_id,
                              settings.events_maxlen, self.metrics)
+        self.sessions = SessionStore(self.broker.redis, self.keys, settings.session_timeout_hours)
         self.connections: dict[str, Connection] = {}
         self.live_nodes: set[str] = {self.node_id}
         self._conn_counter = 0
@@ -134,7 +137,14 @@ class GatewayNode:
                 group.members.discard(conn.transport)
                 self.groups.release(group, now)
         self._count_user(p.tenant, p.user_id)
-        self.outbox.event("disconnect", conn, rooms=list(conn.rooms))
+        offsets = None
+        if conn.transport.closed_cleanly():
+            # The client read everything up to its close: the rooms' latest fanned-out
+            # offsets are delivered. After an abort nothing is claimed (the session keeps
+            # older offsets, so a resume replays more rather than misses any).
+            offsets = {name: format_offset(room.last_offset)
+                       for name, room in conn.rooms.items() if room.last_offset != (0, 0)}
+        self.outbox.event("disconnect", conn, rooms=list(conn.rooms), offsets=offsets or None)
 
     def _count_user(self, tenant: str, user: str) -> None:
         """Record in Redis how many of `user`'s connections this node holds."""

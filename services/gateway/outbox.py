@@ -62,6 +62,8 @@ class Outbox:
             if conn.principal is not None:
                 entry["user"] = conn.principal.user_id
                 entry["tenant"] = conn.principal.tenant
+            if conn.session_id is not None:
+                entry["session"] = conn.session_id
         for key, value in fields.items():
             if value is None:
                 continue

@@ -156,7 +156,7 @@ class RoomHub:
             self.table.release(room, conn.now())
             raise
         if room.base_offset is None:
-            room.base_offset = parse_offset(history.latest)
+            room.base_offset = parse_offset(history.resume_offset())
         return PendingJoin(room, conn, since, history, buffer)
 
     def complete_join(self, join: PendingJoin) -> bool:

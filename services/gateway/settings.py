@@ -59,6 +59,7 @@ class GatewaySettings(BaseSettings):
     events_maxlen: int = 1_000_000
     node_ttl: float = 5.0  # seconds a dead node's liveness key outlives it
     drain_timeout: float = 10.0
+    session_timeout_hours: float = 24.0  # sliding: every use of a session extends it
 
     def api_key_set(self) -> frozenset[str]:
         return frozenset(self.api_key_list())

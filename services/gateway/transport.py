@@ -147,6 +147,10 @@ class WebSocketTransport(asyncio.Protocol):
     def is_open(self) -> bool:
         return self.ws.state is State.OPEN
 
+    def closed_cleanly(self) -> bool:
+        """The peer sent a close frame: it read everything we sent before ours or its."""
+        return self.ws.close_rcvd is not None
+
     # --- receiving ---------------------------------------------------------------
     def _on_handshake(self, request: Request) -> None:
         response = self.ws.accept(request)
@@ -159,7 +163,8 @@ class WebSocketTransport(asyncio.Protocol):
             self.transport.close()  # type: ignore[union-attr]
             return
         self.plain = not self.ws.extensions
-        self.conn = Connection(self.node, self, request.headers.get("Authorization"))
+        self.conn = Connection(self.node, self, request.headers.get("Authorization"),
+                               request.headers.get("User-Agent", ""))
 
     def _on_frame(self, frame: Frame) -> None:
         self.awaiting_pong = False  # any frame proves the peer is alive

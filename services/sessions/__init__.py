@@ -1,0 +1,1 @@
+"""Sessions service: sessions that survive refreshes, synced preferences."""

@@ -1,0 +1,124 @@
+"""The sessions process: event consumer, arq cleanup job and HTTP API around one store.
+
+The consumer keeps each session's rooms and offsets current from the
+gateway's join, leave and disconnect events (the connect itself is handled by
+the gateway through the same store, so it never waits on this process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter
+from typing import Any
+
+from arq import cron
+from arq.connections import RedisSettings
+from arq.worker import Worker
+from redis.asyncio import Redis
+
+from goldwire.protocol.codes import CloseCode
+from goldwire.protocol.keys import Keys
+from goldwire.sessions.settings import SessionsSettings
+from goldwire.sessions.store import SessionStore
+from goldwire.streams import StreamConsumer
+
+log = logging.getLogger("goldwire.sessions")
+
+SERVICE = "sessions"
+SESSION_KINDS = frozenset({"join", "leave", "disconnect"})
+
+
+async def cleanup_expired(ctx: dict[str, Any]) -> int:
+    service: SessionsService = ctx["service"]
+    removed = await service.store.expire_due()
+    service.stats["sessions_expired"] += removed
+    return removed
+
+
+class SessionsService:
+    def __init__(self, settings: SessionsSettings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.redis = Redis.from_url(settings.redis_url, socket_timeout=10,
+                                    socket_connect_timeout=5)
+        self._stream_redis = Redis.from_url(settings.redis_url, socket_timeout=None,
+                                            socket_connect_timeout=5, socket_keepalive=True)
+        self.store = SessionStore(self.redis, self.keys, settings.session_timeout_hours)
+        self.consumer = StreamConsumer(
+            self._stream_redis, self.keys.events(), self.keys.consumer_group(SERVICE),
+            self.handle, batch=settings.sessions_batch,
+            claim_idle_ms=int(settings.sessions_claim_idle * 1000))
+        self.stats: Counter[str] = Counter()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> None:
+        await self.consumer.ensure_group()
+        self._tasks = [asyncio.create_task(self.consumer.run(), name="sessions-consumer"),
+                       asyncio.create_task(self._run_jobs(), name="sessions-arq")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stream_redis.aclose()
+        await self.redis.aclose()
+
+    def running(self) -> bool:
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+
+    async def _run_jobs(self) -> None:
+        """The arq worker, restarted whenever a lost Redis connection ends it."""
+        every = max(1, min(59, self.settings.sessions_cleanup_interval))
+        delay = 0.5
+        while True:
+            worker = Worker(
+                cron_jobs=[cron(cleanup_expired, second=set(range(0, 60, every)),
+                                run_at_startup=True)],
+                redis_settings=RedisSettings.from_dsn(self.settings.redis_url),
+                queue_name=self.keys.job_queue(SERVICE), ctx={"service": self},
+                handle_signals=False, poll_delay=0.5, keep_result=0, log_results=False)
+            try:
+                await worker.main()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats["job_runner_restarts"] += 1
+                log.warning("arq worker stopped (%s); starting a new one in %.1fs", exc, delay)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(worker.close(), 2)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Each join, leave and disconnect moves its session's rooms and offsets."""
+        pipe = self.redis.pipeline(transaction=False)
+        queued = 0
+        for _, raw in entries:
+            f = {k.decode(): v.decode() for k, v in raw.items()}
+            if f.get("kind") not in SESSION_KINDS or not f.get("session") or f.get("replay"):
+                continue
+            try:
+                offsets = json.loads(f["offsets"]) if f.get("offsets") else None
+                await self.store.event_call(pipe, f["kind"], f["tenant"], f["user"], f["session"],
+                                      f["conn"], room=f.get("room", ""),
+                                      offset=f.get("offset", ""), offsets=offsets,
+                                      now=int(f.get("ts", 0)) or None)
+                queued += 1
+            except (KeyError, ValueError):
+                self.stats["events_skipped"] += 1
+        if queued:
+            await pipe.execute()
+        self.stats["events_handled"] += queued
+
+    async def revoke(self, tenant: str, user: str, sid: str) -> bool:
+        """Revoke a session and close its sockets on every gateway (close 4010)."""
+        existed, conns = await self.store.revoke(tenant, user, sid)
+        for conn, node in conns.items():
+            await self.redis.publish(self.keys.node_channel(node), json.dumps(
+                {"kind": "close", "conn": conn, "code": int(CloseCode.SESSION_REVOKED),
+                 "reason": "session revoked"}))
+        return existed

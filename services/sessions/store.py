@@ -1,0 +1,195 @@
+"""Sessions and preferences in Redis: the one module that reads and writes them.
+
+The gateway uses it at `connect` (open or resume a session, in one round
+trip, so a connect never waits on another service) and for the `session` and
+`prefs` ops; the sessions service uses it for its event consumer, its jobs and
+its HTTP API. Either way the same scripts run (scripts.py).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from goldwire.protocol.keys import Keys
+from goldwire.sessions import scripts
+
+MAX_STATE_BYTES = 16384
+MAX_PREFS_BYTES = 65536
+MAX_PREFS_DEPTH = 8
+REVOKED_TOMBSTONE_SECONDS = 30 * 86400
+
+
+class PreferencesConflict(Exception):
+    """A write based on a stale version; carries the current values and version."""
+
+    def __init__(self, values: dict[str, Any], version: int) -> None:
+        super().__init__(f"preferences are at version {version}")
+        self.values = values
+        self.version = version
+
+
+class InvalidValue(ValueError):
+    """State or preferences over their size or depth limit."""
+
+
+@dataclass
+class SessionInfo:
+    id: str
+    resumed: bool
+    rooms: dict[str, str] = field(default_factory=dict)  # room -> last known offset
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def wire(self) -> dict[str, Any]:
+        """The `session` object of the connect reply."""
+        return {"id": self.id, "resumed": self.resumed,
+                "rooms": [{"room": r, "offset": o} for r, o in sorted(self.rooms.items())],
+                "state": self.state}
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def check_json(value: dict[str, Any], max_bytes: int, max_depth: int, what: str) -> str:
+    """Encode `value`, refusing it over the size or nesting limit."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if len(text.encode()) > max_bytes:
+        raise InvalidValue(f"{what} over {max_bytes} bytes")
+    if _depth(value) > max_depth:
+        raise InvalidValue(f"{what} nested deeper than {max_depth}")
+    return text
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+class SessionStore:
+    def __init__(self, redis: Redis, keys: Keys, timeout_hours: float) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.ttl_ms = max(1, int(timeout_hours * 3600 * 1000))
+        self._open = redis.register_script(scripts.OPEN)
+        self._event = redis.register_script(scripts.EVENT)
+        self._set_state = redis.register_script(scripts.SET_STATE)
+        self._revoke = redis.register_script(scripts.REVOKE)
+        self._expire = redis.register_script(scripts.EXPIRE)
+        self._write_prefs = redis.register_script(scripts.WRITE_PREFS)
+
+    def _session_keys(self, tenant: str, user: str, sid: str) -> list[str]:
+        k = self.keys
+        return [k.user_sessions(tenant, user), k.session(tenant, user, sid),
+                k.session_rooms(tenant, user, sid), k.session_conns(tenant, user, sid)]
+
+    # --- sessions ----------------------------------------------------------------------
+    async def open(self, tenant: str, user: str, requested: str | None, conn: str, node: str,
+                   device: str = "") -> SessionInfo:
+        """Resume `requested` if it is this user's, live and not revoked; else a new one."""
+        k, now = self.keys, int(time.time() * 1000)
+        new = new_session_id()
+        asked = requested or ""
+        sid, resumed, rooms, state = await self._open(
+            keys=[*self._session_keys(tenant, user, asked or new),
+                  k.session_revoked(tenant, user, asked or new),
+                  k.session(tenant, user, new), k.session_conns(tenant, user, new)],
+            args=[asked, new, conn, node, now, self.ttl_ms, device[:200]])
+        sid = _s(sid)
+        await self.redis.zadd(k.session_expiry(), {f"{tenant}\t{user}\t{sid}": now + self.ttl_ms})
+        flat = [_s(x) for x in rooms]
+        return SessionInfo(sid, bool(resumed), dict(zip(flat[::2], flat[1::2], strict=True)),
+                           json.loads(_s(state)))
+
+    async def event_call(self, pipe: Any, kind: str, tenant: str, user: str, sid: str,
+                         conn: str, room: str = "", offset: str = "",
+                         offsets: dict[str, str] | None = None, now: int | None = None) -> None:
+        """Queue one gateway event's effect on a session in `pipe`."""
+        now = now or int(time.time() * 1000)
+        pipe.zadd(self.keys.session_expiry(), {f"{tenant}\t{user}\t{sid}": now + self.ttl_ms})
+        await self._event(keys=self._session_keys(tenant, user, sid),
+                           args=[kind, sid, conn, room, offset,
+                                 json.dumps(offsets) if offsets else "", now, self.ttl_ms],
+                           client=pipe)
+
+    async def set_state(self, tenant: str, user: str, sid: str, state: dict[str, Any]) -> bool:
+        text = check_json(state, MAX_STATE_BYTES, MAX_PREFS_DEPTH, "session state")
+        done = await self._set_state(keys=[self.keys.session(tenant, user, sid)],
+                                     args=[text, int(time.time() * 1000)])
+        return bool(done)
+
+    async def list(self, tenant: str, user: str) -> list[dict[str, Any]]:
+        k, now = self.keys, int(time.time() * 1000)
+        ids = [_s(s) for s in await self.redis.zrangebyscore(k.user_sessions(tenant, user),
+                                                             now, "+inf")]
+        pipe = self.redis.pipeline(transaction=False)
+        for sid in ids:
+            pipe.hgetall(k.session(tenant, user, sid))
+            pipe.hlen(k.session_conns(tenant, user, sid))
+        raw = await pipe.execute()
+        out = []
+        for i, sid in enumerate(ids):
+            h = {_s(a): _s(b) for a, b in raw[2 * i].items()}
+            if not h:
+                continue
+            out.append({"id": sid, "device": h.get("device", ""),
+                        "created": int(h.get("created", 0)),
+                        "last_seen": int(h.get("last_seen", 0)),
+                        "connections": int(raw[2 * i + 1])})
+        return sorted(out, key=lambda s: -s["last_seen"])
+
+    async def revoke(self, tenant: str, user: str, sid: str) -> tuple[bool, dict[str, str]]:
+        """Delete the session for good; returns (existed, {conn: node}) to close."""
+        existed, conns = await self._revoke(
+            keys=[*self._session_keys(tenant, user, sid),
+                  self.keys.session_revoked(tenant, user, sid)],
+            args=[sid, REVOKED_TOMBSTONE_SECONDS])
+        flat = [_s(x) for x in conns]
+        return bool(existed), dict(zip(flat[::2], flat[1::2], strict=True))
+
+    async def expire_due(self) -> int:
+        """Remove sessions whose sliding expiry passed; returns how many."""
+        k, now = self.keys, int(time.time() * 1000)
+        due = [_s(m) for m in await self.redis.zrangebyscore(k.session_expiry(), "-inf", now)]
+        removed = 0
+        for member in due:
+            tenant, user, sid = member.split("\t")
+            removed += int(await self._expire(keys=self._session_keys(tenant, user, sid),
+                                              args=[sid, now]))
+            score = await self.redis.zscore(k.session_expiry(), member)
+            if score is not None and score <= now:
+                await self.redis.zrem(k.session_expiry(), member)
+        return removed
+
+    # --- preferences ----------------------------------------------------------------------
+    async def read_prefs(self, tenant: str, user: str) -> tuple[dict[str, Any], int]:
+        values, version = await self.redis.hmget(  # type: ignore[misc]
+            self.keys.preferences(tenant, user), ["values", "version"])
+        return json.loads(_s(values)) if values else {}, int(version or 0)
+
+    async def write_prefs(self, tenant: str, user: str, values: dict[str, Any],
+                          version: int) -> int:
+        """Write `values` if `version` is current; push them to the user's connections.
+
+        Raises PreferencesConflict (with the current values) for a stale version and
+        InvalidValue over the limits.
+        """
+        text = check_json(values, MAX_PREFS_BYTES, MAX_PREFS_DEPTH, "preferences")
+        ok, current, new_version = await self._write_prefs(
+            keys=[self.keys.preferences(tenant, user)],
+            args=[text, version, self.keys.user_channel(tenant, user)])
+        if not ok:
+            raise PreferencesConflict(json.loads(_s(current)), int(new_version))
+        return int(new_version)
