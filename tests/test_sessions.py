@@ -185,3 +185,47 @@ async def test_preferences_sync_and_conflicts(stack) -> None:
         assert versions == expected
     await laptop.close()
     await phone.close()
+
+
+async def test_notifications_are_kept_pushed_counted_and_read_everywhere(stack) -> None:
+    gw1, gw2, sessions = stack
+    laptop = await Client.open(gw1.url, token("hal"))
+    phone = await Client.open(gw2.url, token("hal"))
+    async with httpx.AsyncClient(base_url=gw1.http,
+                                 headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+        for i in range(3):
+            body = {"user": "hal", "type": "notification", "data": {"title": f"n{i}"},
+                    "idempotency_key": f"note-{i}"}
+            first = await http.post("/v1/publish", json=body)
+            assert first.json() == {"delivered": 2, "duplicate": False}
+            again = await http.post("/v1/publish", json=body)  # a retry: kept once
+            assert again.json()["duplicate"] is True
+    pushed = [await laptop.recv_type("notification") for _ in range(3)]
+    assert [p["data"]["title"] for p in pushed] == ["n0", "n1", "n2"]
+    assert [p["unread"] for p in pushed] == [1, 2, 3] and all(p["id"] for p in pushed)
+    assert [(await phone.recv_type("notification"))["id"] for _ in range(3)] == \
+        [p["id"] for p in pushed]
+
+    async with sessions.api() as http:
+        inbox = (await http.get("/v1/users/hal/notifications", params={"limit": 2})).json()
+        assert inbox["unread"] == 3 and [i["data"]["title"] for i in inbox["items"]] == \
+            ["n2", "n1"]
+        older = (await http.get("/v1/users/hal/notifications",
+                                params={"before": inbox["next"]})).json()
+        assert [i["data"]["title"] for i in older["items"]] == ["n0"] and older["next"] is None
+        ack = await http.post("/v1/users/hal/notifications/ack", json={"ids": [pushed[2]["id"]]})
+        assert ack.json() == {"unread": 2}
+        ack = await http.post("/v1/users/hal/notifications/ack", json={"upto": pushed[1]["id"]})
+        assert ack.json() == {"unread": 0}
+        assert (await http.post("/v1/users/hal/notifications/ack", json={})).status_code == 422
+        inbox = (await http.get("/v1/users/hal/notifications")).json()
+        assert inbox["unread"] == 0 and all(i["read"] for i in inbox["items"])
+    for device in (laptop, phone):  # the read state reached every device
+        reads = []
+        while len(reads) < 2:
+            msg = await device.recv_type("system_message")
+            if msg["data"].get("kind") == "notifications_read":
+                reads.append(msg["data"]["unread"])
+        assert reads == [2, 0]
+    await laptop.close()
+    await phone.close()

@@ -141,6 +141,21 @@ class Keys:
         """Hash: values (JSON object), version."""
         return self.user_tag(tenant, user) + ":pf"
 
+    def inbox(self, tenant: str, user: str) -> str:
+        """Stream of the user's notifications; entry ids are notification ids."""
+        return self.user_tag(tenant, user) + ":nb"
+
+    def inbox_read(self, tenant: str, user: str) -> str:
+        """Hash: `upto` (everything at or before it is read)."""
+        return self.user_tag(tenant, user) + ":nr"
+
+    def inbox_read_ids(self, tenant: str, user: str) -> str:
+        """Set of ids read one by one after `upto`."""
+        return self.user_tag(tenant, user) + ":ni"
+
+    def inbox_idempotency(self, tenant: str, user: str, key: str) -> str:
+        return self.user_tag(tenant, user) + ":nk:" + key
+
     def session_expiry(self) -> str:
         """Sorted set `<tenant>\t<user>\t<sid>` → expiry (ms), for the cleanup job."""
         return f"{self.prefix}:sessions:expiry"

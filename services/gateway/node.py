@@ -70,7 +70,10 @@ class GatewayNode:
         self.rooms = RoomHub(self.groups, self.broker, self.keys, self.metrics)
         self.outbox = Outbox(self.broker.redis, self.keys.events(), self.node_id,
                              settings.events_maxlen, self.metrics)
-        self.sessions = SessionStore(self.broker.redis, self.keys, settings.session_timeout_hours)
+        self.sessions = SessionStore(self.broker.redis, self.keys, settings.session_timeout_hours,
+                                     settings.notifications_max,
+                                     settings.notifications_retention_days,
+                                     settings.idempotency_window)
         self.connections: dict[str, Connection] = {}
         self.live_nodes: set[str] = {self.node_id}
         self._conn_counter = 0
@@ -186,13 +189,21 @@ class GatewayNode:
     async def send_to_user(self, tenant: str, user: str, type_: str, data: dict[str, Any],
                            sender: dict[str, Any] | None = None,
                            idempotency_key: str | None = None) -> tuple[int, bool]:
-        """Deliver to every connection of `user`: (connections reached, was_duplicate)."""
+        """Deliver to every connection of `user`: (connections reached, was_duplicate).
+
+        A `notification` is also kept in the user's inbox (same step as its push)."""
         idem = self.keys.idempotency(tenant, idempotency_key) if idempotency_key else None
-        frame = direct_frame(type_, data, sender, int(time.time() * 1000))
-        _, stored = await self.broker.publish_direct(self.keys.user_channel(tenant, user), frame,
-                                                     idem)
-        if stored is not None:
-            return int(json.loads(stored).get("delivered", 0)), True
+        if type_ == "notification":
+            _, dup, _ = await self.sessions.notify(tenant, user, data, sender, idempotency_key)
+            if dup:
+                return 0, True
+            idem = None  # the inbox holds the idempotency key
+        else:
+            frame = direct_frame(type_, data, sender, int(time.time() * 1000))
+            _, stored = await self.broker.publish_direct(self.keys.user_channel(tenant, user),
+                                                         frame, idem)
+            if stored is not None:
+                return int(json.loads(stored).get("delivered", 0)), True
         counts = await self.broker.redis.hgetall(self.keys.user_nodes(tenant, user))
         nodes = {node.decode(): int(n) for node, n in counts.items()}
         if not nodes.keys() <= self.live_nodes:  # a node newer than our last look, or a dead one

@@ -60,6 +60,8 @@ class GatewaySettings(BaseSettings):
     node_ttl: float = 5.0  # seconds a dead node's liveness key outlives it
     drain_timeout: float = 10.0
     session_timeout_hours: float = 24.0  # sliding: every use of a session extends it
+    notifications_max: int = 500  # per user inbox
+    notifications_retention_days: float = 30
 
     def api_key_set(self) -> frozenset[str]:
         return frozenset(self.api_key_list())

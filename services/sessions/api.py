@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from goldwire.protocol.names import DEFAULT_TENANT, TenantName
 from goldwire.sessions.service import SessionsService
@@ -21,6 +21,16 @@ from goldwire.sessions.settings import SessionsSettings
 from goldwire.sessions.store import InvalidValue, PreferencesConflict
 
 Tenant = Annotated[TenantName, Query()]
+
+
+OffsetId = Annotated[str, StringConstraints(pattern=r"^\d{1,20}-\d{1,20}$")]
+
+
+class AckBody(BaseModel):
+    """Mark read: these ids, and/or everything up to and including `upto`."""
+
+    ids: list[OffsetId] = Field(default_factory=list, max_length=500)
+    upto: OffsetId | None = None
 
 
 class PreferencesBody(BaseModel):
@@ -56,7 +66,7 @@ def create_app(settings: SessionsSettings) -> FastAPI:
     @app.get("/v1/users/{user}/sessions", dependencies=auth)
     async def list_sessions(user: str, tenant: Tenant = DEFAULT_TENANT, current: str = "",
                             service: SessionsService = Depends(service_of)) -> dict[str, Any]:
-        sessions = await service.store.list(tenant, user)
+        sessions = await service.store.list_sessions(tenant, user)
         for s in sessions:
             s["current"] = s["id"] == current
         return {"sessions": sessions}
@@ -85,6 +95,20 @@ def create_app(settings: SessionsSettings) -> FastAPI:
         except InvalidValue as exc:
             raise HTTPException(422, str(exc)) from None
         return JSONResponse({"values": body.values, "version": version})
+
+    @app.get("/v1/users/{user}/notifications", dependencies=auth)
+    async def notifications(user: str, tenant: Tenant = DEFAULT_TENANT,
+                            limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                            before: Annotated[str | None, Query(pattern=r"^\d+-\d+$")] = None,
+                            service: SessionsService = Depends(service_of)) -> dict[str, Any]:
+        return await service.store.notifications(tenant, user, limit, before)
+
+    @app.post("/v1/users/{user}/notifications/ack", dependencies=auth)
+    async def ack(user: str, body: AckBody, tenant: Tenant = DEFAULT_TENANT,
+                  service: SessionsService = Depends(service_of)) -> dict[str, Any]:
+        if not body.ids and not body.upto:
+            raise HTTPException(422, "give `ids` or `upto`")
+        return {"unread": await service.store.ack(tenant, user, body.ids, body.upto)}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -108,3 +108,60 @@ redis.call('PUBLISH', ARGV[3], '{"type":"system_message","data":{"kind":"prefere
            ARGV[1] .. ',"version":' .. version .. '}}')
 return {1, ARGV[1], version}
 """
+
+# --- the notifications inbox -----------------------------------------------------------
+
+_UNREAD = _OFFSET_CMP + """
+local function unread(inbox, readk, idsk)
+  local upto = redis.call('HGET', readk, 'upto') or '0-0'
+  local n = 0
+  for _, e in ipairs(redis.call('XRANGE', inbox, '(' .. upto, '+')) do
+    if redis.call('SISMEMBER', idsk, e[1]) == 0 then n = n + 1 end
+  end
+  return n
+end
+"""
+
+NOTIFY = _UNREAD + """
+-- KEYS: inbox, read, read ids, idempotency (or the inbox again when none)
+-- ARGV: user channel, head ('{"type":"notification",...'), tail (',"data":...}'), maxlen,
+--       min age id cutoff ms, ttl_ms, idempotency window ms ('0' = none)
+if ARGV[7] ~= '0' then
+  local prev = redis.call('GET', KEYS[4])
+  if prev then return {prev, 1, unread(KEYS[1], KEYS[2], KEYS[3])} end
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 't', ARGV[3])
+redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[5])
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
+local ms = string.match(id, '^(%d+)')
+local count = unread(KEYS[1], KEYS[2], KEYS[3])
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. '"id":"' .. id .. '","ts":' .. ms ..
+           ',"unread":' .. count .. ARGV[3])
+if ARGV[7] ~= '0' then redis.call('SET', KEYS[4], id, 'PX', ARGV[7]) end
+return {id, 0, count}
+"""
+
+ACK = _UNREAD + """
+-- KEYS: inbox, read, read ids; ARGV: user channel, upto ('' = none), ids... (read one by one)
+local upto = redis.call('HGET', KEYS[2], 'upto') or '0-0'
+if ARGV[2] ~= '' and newer(ARGV[2], upto) then
+  upto = ARGV[2]
+  redis.call('HSET', KEYS[2], 'upto', upto)
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+    if not newer(id, upto) then redis.call('SREM', KEYS[3], id) end
+  end
+end
+local marked = {}
+for i = 3, #ARGV do
+  if newer(ARGV[i], upto) then
+    redis.call('SADD', KEYS[3], ARGV[i])
+    table.insert(marked, ARGV[i])
+  end
+end
+local count = unread(KEYS[1], KEYS[2], KEYS[3])
+local ids = '[]'
+if #marked > 0 then ids = cjson.encode(marked) end
+redis.call('PUBLISH', ARGV[1], '{"type":"system_message","data":{"kind":"notifications_read",' ..
+           '"upto":"' .. upto .. '","ids":' .. ids .. ',"unread":' .. count .. '}}')
+return count
+"""

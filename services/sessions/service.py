@@ -46,7 +46,10 @@ class SessionsService:
                                     socket_connect_timeout=5)
         self._stream_redis = Redis.from_url(settings.redis_url, socket_timeout=None,
                                             socket_connect_timeout=5, socket_keepalive=True)
-        self.store = SessionStore(self.redis, self.keys, settings.session_timeout_hours)
+        self.store = SessionStore(self.redis, self.keys, settings.session_timeout_hours,
+                                  settings.notifications_max,
+                                  settings.notifications_retention_days,
+                                  settings.idempotency_window)
         self.consumer = StreamConsumer(
             self._stream_redis, self.keys.events(), self.keys.consumer_group(SERVICE),
             self.handle, batch=settings.sessions_batch,

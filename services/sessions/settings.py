@@ -15,6 +15,9 @@ class SessionsSettings(BaseSettings):
     sessions_port: int = 8002
     api_keys: str = ""
     session_timeout_hours: float = 24.0
+    notifications_max: int = 500  # per user inbox
+    notifications_retention_days: float = 30
+    idempotency_window: int = 300
     sessions_cleanup_interval: int = 30  # seconds between expired-session cleanups
     sessions_claim_idle: float = 10.0
     sessions_batch: int = 500

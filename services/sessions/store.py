@@ -79,16 +79,23 @@ def _depth(value: Any) -> int:
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, keys: Keys, timeout_hours: float) -> None:
+    def __init__(self, redis: Redis, keys: Keys, timeout_hours: float,
+                 inbox_size: int = 500, inbox_retention_days: float = 30,
+                 idempotency_window: int = 300) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl_ms = max(1, int(timeout_hours * 3600 * 1000))
+        self.inbox_size = inbox_size
+        self.inbox_retention_ms = int(inbox_retention_days * 86400 * 1000)
+        self.idempotency_ms = idempotency_window * 1000
         self._open = redis.register_script(scripts.OPEN)
         self._event = redis.register_script(scripts.EVENT)
         self._set_state = redis.register_script(scripts.SET_STATE)
         self._revoke = redis.register_script(scripts.REVOKE)
         self._expire = redis.register_script(scripts.EXPIRE)
         self._write_prefs = redis.register_script(scripts.WRITE_PREFS)
+        self._notify = redis.register_script(scripts.NOTIFY)
+        self._ack = redis.register_script(scripts.ACK)
 
     def _session_keys(self, tenant: str, user: str, sid: str) -> list[str]:
         k = self.keys
@@ -130,7 +137,7 @@ class SessionStore:
                                      args=[text, int(time.time() * 1000)])
         return bool(done)
 
-    async def list(self, tenant: str, user: str) -> list[dict[str, Any]]:
+    async def list_sessions(self, tenant: str, user: str) -> list[dict[str, Any]]:
         k, now = self.keys, int(time.time() * 1000)
         ids = [_s(s) for s in await self.redis.zrangebyscore(k.user_sessions(tenant, user),
                                                              now, "+inf")]
@@ -193,3 +200,72 @@ class SessionStore:
         if not ok:
             raise PreferencesConflict(json.loads(_s(current)), int(new_version))
         return int(new_version)
+
+    # --- notifications ---------------------------------------------------------------------
+    def _inbox_keys(self, tenant: str, user: str) -> list[str]:
+        k = self.keys
+        return [k.inbox(tenant, user), k.inbox_read(tenant, user),
+                k.inbox_read_ids(tenant, user)]
+
+    async def notify(self, tenant: str, user: str, data: dict[str, Any],
+                     sender: dict[str, Any] | None = None,
+                     idempotency_key: str | None = None) -> tuple[str, bool, int]:
+        """Keep a notification in the inbox and push it to every connection of the user,
+        in one step. Returns (notification id, was_duplicate, unread count)."""
+        inbox = self._inbox_keys(tenant, user)
+        idem = (self.keys.inbox_idempotency(tenant, user, idempotency_key)
+                if idempotency_key else inbox[0])
+        tail = ((',"from":' + json.dumps(sender, separators=(",", ":")) if sender else "")
+                + ',"data":' + json.dumps(data, separators=(",", ":")) + "}")
+        now = int(time.time() * 1000)
+        nid, dup, unread = await self._notify(
+            keys=[*inbox, idem],
+            args=[self.keys.user_channel(tenant, user), '{"type":"notification",', tail,
+                  self.inbox_size, now - self.inbox_retention_ms,
+                  self.inbox_retention_ms, self.idempotency_ms if idempotency_key else 0])
+        return _s(nid), bool(dup), int(unread)
+
+    async def notifications(self, tenant: str, user: str, limit: int = 50,
+                            before: str | None = None) -> dict[str, Any]:
+        """Newest first, `limit` per page; `next` is the cursor of the following page."""
+        inbox, read, read_ids = self._inbox_keys(tenant, user)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xrevrange(inbox, max=f"({before}" if before else "+", min="-", count=limit + 1)
+        pipe.hget(read, "upto")
+        pipe.smembers(read_ids)
+        entries, upto, ids = await pipe.execute()
+        upto_offset = _offset(_s(upto)) if upto else (0, 0)
+        read_set = {_s(i) for i in ids}
+        items = []
+        for raw_id, fields in entries[:limit]:
+            nid = _s(raw_id)
+            body = json.loads("{" + _s(fields[b"t"])[1:])
+            items.append({"id": nid, "ts": int(nid.split("-")[0]), **body,
+                          "read": _offset(nid) <= upto_offset or nid in read_set})
+        unread = await self.unread(tenant, user)
+        nxt = items[-1]["id"] if len(entries) > limit else None
+        return {"items": items, "unread": unread, "next": nxt}
+
+    async def unread(self, tenant: str, user: str) -> int:
+        inbox, read, read_ids = self._inbox_keys(tenant, user)
+        upto = await self.redis.hget(read, "upto")  # type: ignore[misc]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xrange(inbox, min=f"({_s(upto)}" if upto else "-", max="+")
+        pipe.smembers(read_ids)
+        entries, ids = await pipe.execute()
+        read_set = {_s(i) for i in ids}
+        return sum(1 for raw_id, _ in entries if _s(raw_id) not in read_set)
+
+    async def ack(self, tenant: str, user: str, ids: list[str] | None = None,
+                  upto: str | None = None) -> int:
+        """Mark read (by ids, or everything up to an id); tells the user's other devices.
+        Returns the unread count."""
+        unread = await self._ack(keys=self._inbox_keys(tenant, user),
+                                 args=[self.keys.user_channel(tenant, user), upto or "",
+                                       *(ids or [])])
+        return int(unread)
+
+
+def _offset(value: str) -> tuple[int, int]:
+    ms, _, seq = value.partition("-")
+    return int(ms), int(seq or 0)
