@@ -124,15 +124,17 @@ class Forwarder:
 
 
 # --- dependencies --------------------------------------------------------------------
-def node_of(request: Request) -> GatewayNode:
+# Coroutines, so FastAPI runs them on the loop rather than in its thread pool.
+async def node_of(request: Request) -> GatewayNode:
     return request.state.node
 
 
-def forwarder_of(request: Request) -> Forwarder:
+async def forwarder_of(request: Request) -> Forwarder:
     return request.state.forwarder
 
 
-def current_principal(request: Request, node: GatewayNode = Depends(node_of)) -> Principal:
+async def current_principal(request: Request,
+                            node: GatewayNode = Depends(node_of)) -> Principal:
     """The verified user behind `Authorization: Bearer <jwt>`, or 401."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
