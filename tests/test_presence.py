@@ -207,3 +207,33 @@ async def test_presence_is_rebuilt_after_redis_loses_everything(stack, redis_ser
         await asyncio.sleep(0.2)
     del a
     await b.close()
+
+
+async def test_a_gateway_presumed_dead_sends_its_clients_back(redis_server, key_prefix) -> None:
+    """A gateway paused past its liveness TTL is swept; when it wakes, its clients are
+    told to reconnect (4012) rather than being left invisible."""
+    import signal
+
+    gw1 = Gateway(redis_server.url, key_prefix, node_ttl=2).start()
+    gw2 = Gateway(redis_server.url, key_prefix).start()
+    presence = Presence(redis_server.url, key_prefix, presence_sweep_interval=1).start()
+    try:
+        r = room()
+        observer = await Client.open(gw2.url, token("eye"), rooms=[{"room": r}])
+        await next_presence(observer)
+        sleeper = await Client.open(gw1.url, token("rip"), rooms=[{"room": r}])
+        assert (await next_presence(observer))["joins"][0]["user"]["id"] == "rip"
+        gw1.proc.send_signal(signal.SIGSTOP)
+        try:
+            diff = await next_presence(observer, timeout=15)  # swept as dead
+            assert [m["user"]["id"] for m in diff["leaves"]] == ["rip"]
+        finally:
+            gw1.proc.send_signal(signal.SIGCONT)
+        assert await sleeper.closed_with(timeout=10) == 4012
+        back = await Client.open(gw1.url, token("rip"), rooms=[{"room": r}])
+        assert (await next_presence(observer))["joins"][0]["user"]["id"] == "rip"
+        await back.close()
+        await observer.close()
+    finally:
+        for proc in (gw1, gw2, presence):
+            proc.terminate()

@@ -56,6 +56,11 @@ class Keys:
         """Liveness key with a TTL, refreshed while the node runs."""
         return f"{self.prefix}:node:{node_id}:alive"
 
+    def node_epoch(self, node_id: str) -> str:
+        """Without the liveness key's short TTL: its presence beside a missing liveness key
+        means the node was presumed dead (and swept), not that Redis lost its data."""
+        return f"{self.prefix}:node:{node_id}:epoch"
+
     def nodes(self) -> str:
         """Sorted set node id → expiry (ms): the nodes believed alive."""
         return f"{self.prefix}:nodes"

@@ -24,6 +24,7 @@ class GatewayMetrics:
     pubsub_reconnects: int = 0
     events_emitted: int = 0
     events_dropped: int = 0
+    liveness_lapses: int = 0
     redis_latency_seconds: float = 0.0
     _gauges: dict[str, object] = field(default_factory=dict, repr=False)
 

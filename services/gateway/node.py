@@ -21,6 +21,7 @@ from goldwire.gateway.metrics import GatewayMetrics
 from goldwire.gateway.outbox import Outbox
 from goldwire.gateway.rooms import RoomHub
 from goldwire.gateway.settings import GatewaySettings
+from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import direct_frame
 from goldwire.protocol.offsets import format_offset
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("goldwire.gateway")
 
 SWEEP_INTERVAL = 2.0
+EPOCH_TTL = 7 * 86400  # seconds; refreshed with the liveness key
 
 
 class NodeControl:
@@ -77,6 +79,8 @@ class GatewayNode:
         self.connections: dict[str, Connection] = {}
         self.live_nodes: set[str] = {self.node_id}
         self._conn_counter = 0
+        self._started_ms = int(time.time() * 1000)
+        self._liveness_set = False
         self._tasks: list[asyncio.Task[None]] = []
         self.metrics.gauge("connections", lambda: len(self.connections))
         self.metrics.gauge("rooms", lambda: len(self.rooms.rooms()))
@@ -99,6 +103,7 @@ class GatewayNode:
             conn.transport.abort()
             conn.on_closed()
         self.outbox.command("DEL", self.keys.node_alive(self.node_id))
+        self.outbox.command("DEL", self.keys.node_epoch(self.node_id))
         self.outbox.command("ZREM", self.keys.nodes(), self.node_id)
         await self.outbox.close()
         await self.authorizer.aclose()
@@ -231,6 +236,12 @@ class GatewayNode:
 
     async def _after_reconnect(self) -> None:
         self.metrics.pubsub_reconnects += 1
+        # Liveness first: announced connections must never meet a sweep that finds no
+        # liveness key for their node (after a Redis restart it is gone until we write it).
+        try:
+            await self._refresh_liveness()
+        except Exception as exc:
+            log.warning("liveness refresh after reconnect failed: %s", exc)
         self._recount_users()
         self._announce_connections()
         await self.rooms.catch_up()
@@ -276,13 +287,30 @@ class GatewayNode:
         now_ms = int(time.time() * 1000)
         start = time.perf_counter()
         pipe = redis.pipeline(transaction=False)
-        pipe.set(keys.node_alive(self.node_id), now_ms, px=ttl_ms)
+        pipe.set(keys.node_alive(self.node_id), now_ms, px=ttl_ms, get=True)
+        pipe.set(keys.node_epoch(self.node_id), self._started_ms, ex=EPOCH_TTL, get=True)
         pipe.zadd(keys.nodes(), {self.node_id: now_ms + ttl_ms})
         pipe.zremrangebyscore(keys.nodes(), "-inf", now_ms - 3_600_000)
         pipe.zrangebyscore(keys.nodes(), now_ms, "+inf")
-        *_, live = await pipe.execute()
+        was_alive, had_epoch, *_, live = await pipe.execute()
         self.metrics.redis_latency_seconds = time.perf_counter() - start
         self.live_nodes = {n.decode() for n in live} | {self.node_id}
+        if self._liveness_set and was_alive is None:
+            if had_epoch is not None:
+                self._presumed_dead()
+            else:  # Redis lost its data (a flush, or a restart we did not see)
+                self._recount_users()
+                self._announce_connections()
+        self._liveness_set = True
+
+    def _presumed_dead(self) -> None:
+        """Our liveness key lapsed (a long pause, or cut off from Redis) while Redis kept
+        its data: the services have swept our connections and will ignore their ids from
+        now on. The honest repair is to have every client reconnect (and recover)."""
+        self.metrics.liveness_lapses += 1
+        log.warning("liveness lapsed: closing %d connections with 4012", len(self.connections))
+        for conn in list(self.connections.values()):
+            conn.close(CloseCode.DRAINING, "gateway was presumed dead; reconnect")
 
     async def _sweep_loop(self) -> None:
         while True:

@@ -27,6 +27,7 @@ from goldwire.streams import StreamConsumer
 log = logging.getLogger("goldwire.presence")
 
 SERVICE = "presence"
+WEBHOOKS = "presence-webhooks"
 
 
 class PresenceService:
@@ -45,10 +46,9 @@ class PresenceService:
             self._stream_redis, self.keys.events(), self.keys.consumer_group(SERVICE),
             self.handle, batch=settings.presence_batch,
             claim_idle_ms=int(settings.presence_claim_idle * 1000))
-        self.http = httpx.AsyncClient(timeout=5)
+        self.http = httpx.AsyncClient(timeout=3)
         self.stats: Counter[str] = Counter()
         self.arq: ArqRedis | None = None
-        self._worker: Worker | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
     @staticmethod
@@ -60,44 +60,58 @@ class PresenceService:
         self.arq = await create_pool(RedisSettings.from_dsn(settings.redis_url),
                                      default_queue_name=self.keys.job_queue(SERVICE))
         await self.consumer.ensure_group()
-        self._tasks = [
-            asyncio.create_task(self.consumer.run(), name="presence-consumer"),
-            asyncio.create_task(self._run_jobs(), name="presence-arq"),
-        ]
+        self._tasks = [asyncio.create_task(self.consumer.run(), name="presence-consumer")]
+        self._tasks += [asyncio.create_task(self._run_jobs(name, build), name=f"presence-{name}")
+                        for name, build in self._workers()]
         log.info("presence consumer %s started", self.consumer.name)
 
-    def _build_worker(self) -> Worker:
+    def _workers(self) -> list[tuple[str, Any]]:
+        """Two arq workers on two queues: webhook deliveries (which may wait on a slow
+        receiver) can never take the slots the sweep and the pending leaves need."""
         settings = self.settings
         every = max(1, settings.presence_sweep_interval)
-        return Worker(
-            functions=[func(jobs.deliver_webhook, max_tries=settings.presence_webhook_tries)],
-            cron_jobs=[
-                cron(jobs.sweep_dead_nodes, second=set(range(0, 60, every)),
-                     run_at_startup=True),
-                cron(jobs.expire_pending_leaves, second=set(range(60))),
-            ],
-            redis_settings=RedisSettings.from_dsn(settings.redis_url),
-            queue_name=self.keys.job_queue(SERVICE),
-            ctx={"service": self}, handle_signals=False, poll_delay=0.2, keep_result=0,
-            max_jobs=20, log_results=False,
-        )
+        common: dict[str, Any] = {
+            "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+            "ctx": {"service": self}, "handle_signals": False, "poll_delay": 0.2,
+            "keep_result": 0, "log_results": False,
+        }
 
-    async def _run_jobs(self) -> None:
-        """Run the arq worker, and a fresh one whenever it dies (arq's own loop ends on a
+        def sweeper() -> Worker:
+            return Worker(
+                cron_jobs=[
+                    # Named with the key prefix: arq's cron job ids are global, and two
+                    # deployments on one Redis must not take each other's ticks.
+                    cron(jobs.sweep_dead_nodes, name=f"{self.keys.prefix}:sweep_dead_nodes",
+                         second=set(range(0, 60, every)), run_at_startup=True),
+                    cron(jobs.expire_pending_leaves,
+                         name=f"{self.keys.prefix}:expire_pending_leaves",
+                         second=set(range(60))),
+                ],
+                queue_name=self.keys.job_queue(SERVICE), max_jobs=4, **common)
+
+        def webhooks() -> Worker:
+            return Worker(
+                functions=[func(jobs.deliver_webhook, max_tries=settings.presence_webhook_tries)],
+                queue_name=self.keys.job_queue(WEBHOOKS), max_jobs=20, **common)
+
+        return [("sweeper", sweeper), ("webhooks", webhooks)]
+
+    async def _run_jobs(self, name: str, build: Any) -> None:
+        """Run an arq worker, and a fresh one whenever it dies (arq's own loop ends on a
         lost Redis connection; the sweep must outlive that, or ghosts would stay)."""
         delay = 0.5
         while True:
-            self._worker = self._build_worker()
+            worker = build()
             try:
-                await self._worker.main()
+                await worker.main()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.stats["job_runner_restarts"] += 1
-                log.warning("arq worker stopped (%s); starting a new one in %.1fs", exc, delay)
+                log.warning("arq %s worker stopped (%s); a new one in %.1fs", name, exc, delay)
             finally:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._worker.close(), 2)
+                    await asyncio.wait_for(worker.close(), 2)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -133,7 +147,7 @@ class PresenceService:
         if changes and self.arq is not None:
             await publish_changes(self.arq, self.keys.presence_events(),
                                   self.settings.presence_events_maxlen, changes,
-                                  self.keys.job_queue(SERVICE),
+                                  self.keys.job_queue(WEBHOOKS),
                                   webhook=bool(self.settings.presence_webhook_url))
             self.stats["changes_published"] += len(changes)
 

@@ -78,8 +78,8 @@ class SessionsService:
         delay = 0.5
         while True:
             worker = Worker(
-                cron_jobs=[cron(cleanup_expired, second=set(range(0, 60, every)),
-                                run_at_startup=True)],
+                cron_jobs=[cron(cleanup_expired, name=f"{self.keys.prefix}:cleanup_expired",
+                                second=set(range(0, 60, every)), run_at_startup=True)],
                 redis_settings=RedisSettings.from_dsn(self.settings.redis_url),
                 queue_name=self.keys.job_queue(SERVICE), ctx={"service": self},
                 handle_signals=False, poll_delay=0.5, keep_result=0, log_results=False)
