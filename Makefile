@@ -5,6 +5,8 @@
 #   make run    goldwire up: Redis (if needed) and every service, until Ctrl-C
 #   make test   pytest; pass extra arguments with PYTEST_ARGS='-k token -x'
 #   make lint   ruff check
+#   make bench        benchmark suite, under 10 minutes: writes docs/benchmarks.md and its chart
+#   make bench-smoke  every benchmark scenario tiny, under a minute (CI runs it)
 #
 # PYTEST_RC=FILE makes `make test` write pytest's own exit code to FILE, since
 # make itself reports every failure as 2 (.ci/run needs to tell 5 apart).
@@ -37,3 +39,11 @@ test: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+
+.PHONY: bench bench-smoke
+
+bench: venv
+	$(PY) bench/run_all.py
+
+bench-smoke: venv
+	$(PY) bench/run_all.py --smoke

@@ -24,7 +24,8 @@ Commands (parent -> worker), one per line; every one gets one reply line:
   {"cmd": "connect", "host", "port", "path", "frames": [connect frame per socket],
    "src": [source addresses], "concurrency", "timeout", "proto"}
   {"cmd": "step", "step": k}       reset the per-step counters
-  {"cmd": "count"}                 messages of the current step received so far
+  {"cmd": "count"}                 messages of the current step received so far, and
+                                   other frames (replies, presence, pings) since the step began
   {"cmd": "report", "expected": n} the step's statistics and latency samples (µs)
   {"cmd": "close"}                 close every socket
   {"cmd": "exit"}
@@ -337,7 +338,7 @@ class Worker:
         return {"ok": True}
 
     def count(self) -> dict[str, Any]:
-        return {"received": self.stats.received}
+        return {"received": self.stats.received, "other": self.stats.other}
 
     def report(self, cmd: dict[str, Any]) -> dict[str, Any]:
         expected = int(cmd["expected"])
