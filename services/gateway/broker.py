@@ -209,6 +209,14 @@ class RedisBroker:
                 entries.append((offset, scripts.build_frame(f[b"h"], offset, f[b"t"])))
         return RoomHistory(latest, recovered, entries, res[3] or b"")
 
+    async def recent_room(self, tenant: str, room: str, limit: int) -> tuple[str, list[bytes]]:
+        """The latest offset and up to `limit` newest messages, oldest first."""
+        entries = await self.redis.xrevrange(self.keys.history(tenant, room), count=limit)
+        frames = [scripts.build_frame(f[b"h"], offset, f[b"t"]) for offset, f in entries
+                  if b"h" in f]
+        latest = entries[0][0].decode() if entries else "0-0"
+        return latest, frames[::-1]
+
     async def publish_direct(self, channel: str, frame: bytes,
                              idempotency_key: str | None) -> tuple[int, bytes | None]:
         """PUBLISH, or claim-then-PUBLISH atomically under an idempotency key.

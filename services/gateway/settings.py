@@ -40,6 +40,8 @@ class GatewaySettings(BaseSettings):
     # /v2/sync/*: the services the gateway forwards a user's requests to, with the
     # first of API_KEYS; a service that does not answer within sync_timeout is a 503.
     presence_url: str = "http://127.0.0.1:8001"
+    sessions_url: str = "http://127.0.0.1:8002"
+    activity_url: str = "http://127.0.0.1:8003"
     sync_timeout: float = 2.0  # seconds for one forwarded call, connect to last byte
 
     max_frame_bytes: int = 65536

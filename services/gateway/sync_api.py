@@ -23,11 +23,15 @@ protocol's `error` frames (`unauthorized`, `forbidden`, `bad_request`,
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, StringConstraints
 
 from goldwire.gateway.auth import AuthError, Principal
 from goldwire.gateway.authz import Action, AuthzUnavailable
@@ -41,6 +45,7 @@ log = logging.getLogger("goldwire.gateway.sync")
 router = APIRouter(prefix="/v2/sync")
 
 MAX_ROOMS = 100  # rooms per request (the presence API's own limit)
+OffsetText = Annotated[str, StringConstraints(pattern=r"^\d{1,20}-\d{1,20}$")]
 
 
 class SyncError(HTTPException):
@@ -63,7 +68,9 @@ class Forwarder:
         keys = settings.api_key_list()
         self.api_key = keys[0] if keys else None
         self.timeout = settings.sync_timeout
-        self.urls = {"presence": settings.presence_url.rstrip("/")}
+        self.urls = {"presence": settings.presence_url.rstrip("/"),
+                     "sessions": settings.sessions_url.rstrip("/"),
+                     "activity": settings.activity_url.rstrip("/")}
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 1.0)),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
@@ -71,7 +78,15 @@ class Forwarder:
         )
 
     async def get(self, service: str, path: str, params: dict[str, str]) -> Any:
-        """GET `path` of `service` and return its JSON, or raise `SyncError`.
+        """GET `path` of `service` and return its JSON, or raise `SyncError`."""
+        return (await self.request("GET", service, path, params))[1]
+
+    async def request(self, method: str, service: str, path: str, params: dict[str, str],
+                      body: Any = None, passthrough: tuple[int, ...] = ()) -> tuple[int, Any]:
+        """Call `service` and return (status, JSON), or raise `SyncError`.
+
+        Statuses in `passthrough` (e.g. 409 with the current values) come back as
+        answers instead of errors.
 
         503 `unavailable` when the service refuses the connection, times out or
         answers 5xx; 502 `internal` when it refuses the gateway's API key (a
@@ -86,7 +101,8 @@ class Forwarder:
         try:
             # httpx's timeouts are per phase; the outer one bounds the whole call.
             async with asyncio.timeout(self.timeout):
-                resp = await self.client.get(url, params=params, headers=headers)
+                resp = await self.client.request(method, url, params=params, headers=headers,
+                                                 json=body)
         except (TimeoutError, httpx.TimeoutException):
             log.warning("%s service timed out on %s", service, path)
             raise SyncError(503, ErrorCode.UNAVAILABLE,
@@ -107,17 +123,18 @@ class Forwarder:
                             f"the {service} service refused the gateway's credentials",
                             service=service)
         try:
-            body = resp.json()
+            answer = resp.json()
         except ValueError:
             raise SyncError(502, ErrorCode.INTERNAL,
                             f"the {service} service answered something that is not JSON",
                             service=service) from None
-        if resp.status_code >= 400:
-            detail = body.get("detail") if isinstance(body, dict) else None
-            raise SyncError(resp.status_code, ErrorCode.BAD_REQUEST,
+        if resp.status_code >= 400 and resp.status_code not in passthrough:
+            detail = answer.get("detail") if isinstance(answer, dict) else None
+            code = ErrorCode.NOT_FOUND if resp.status_code == 404 else ErrorCode.BAD_REQUEST
+            raise SyncError(resp.status_code, code,
                             str(detail or f"the {service} service refused the request"),
                             service=service)
-        return body
+        return resp.status_code, answer
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -194,3 +211,122 @@ async def presence(who: User, node: Node, services: Services,
     await authorized_rooms(node, who, names)
     return await services.get("presence", "/v1/presence/rooms",
                               {"rooms": ",".join(names), "tenant": who.tenant})
+
+
+# --- sessions, preferences, notifications (the sessions service) -----------------------
+def _user_path(who: Principal, rest: str) -> str:
+    return f"/v1/users/{quote(who.user_id, safe='')}{rest}"
+
+
+def _session_of(request: Request) -> str:
+    """The caller's own session id: `X-Goldwire-Session` header or `session_id` query."""
+    return request.headers.get("x-goldwire-session") or request.query_params.get("session_id", "")
+
+
+class PreferencesWrite(BaseModel):
+    values: dict[str, Any]
+    version: int = Field(ge=0)
+
+
+class NotificationsAck(BaseModel):
+    ids: list[OffsetText] = Field(default_factory=list, max_length=500)
+    upto: OffsetText | None = None
+
+
+@router.get("/bootstrap")
+async def bootstrap(request: Request, who: User, node: Node, services: Services,
+                    rooms: Annotated[str, Query()] = "") -> Any:
+    """Everything a page needs at load: user, session, preferences, unread count, presence
+    of the rooms asked for. One call per service, made concurrently (never one per room)."""
+    names = parse_rooms(rooms, MAX_ROOMS) if rooms else []
+    if names:
+        await authorized_rooms(node, who, names)
+    params = {"tenant": who.tenant, "session": _session_of(request)}
+    calls = [services.get("sessions", _user_path(who, "/bootstrap"), params)]
+    if names:
+        calls.append(services.get("presence", "/v1/presence/rooms",
+                                  {"rooms": ",".join(names), "tenant": who.tenant}))
+    answers = await asyncio.gather(*calls)
+    return {"user": who.public(), "tenant": who.tenant, **answers[0],
+            "presence": answers[1]["rooms"] if names else {}}
+
+
+@router.get("/rooms/{room}/history")
+async def history(room: str, who: User, node: Node,
+                  since: Annotated[str | None, Query(pattern=r"^\d{1,20}-\d{1,20}$")] = None,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
+    """What the socket's recovery would give: with `since`, the messages after it (or
+    `recovered: false`); without, the latest `limit` messages. Oldest first."""
+    (name,) = parse_rooms(room, 1)
+    await authorized_rooms(node, who, [name])
+    if since is not None:
+        found = await node.broker.read_room(who.tenant, name, since)
+        frames = [frame for _, frame in found.entries][:limit]
+        return {"room": name, "offset": found.latest.decode(), "recovered": found.recovered,
+                "messages": [json.loads(f) for f in frames],
+                "complete": len(found.entries) <= limit}
+    latest, frames = await node.broker.recent_room(who.tenant, name, limit)
+    return {"room": name, "offset": latest, "messages": [json.loads(f) for f in frames]}
+
+
+@router.get("/preferences")
+async def get_preferences(who: User, services: Services) -> Any:
+    return await services.get("sessions", _user_path(who, "/preferences"),
+                              {"tenant": who.tenant})
+
+
+@router.put("/preferences")
+async def put_preferences(body: PreferencesWrite, who: User, services: Services) -> Any:
+    """Write based on `version`; 409 with the current values when someone wrote first."""
+    status, answer = await services.request(
+        "PUT", "sessions", _user_path(who, "/preferences"), {"tenant": who.tenant},
+        body=body.model_dump(), passthrough=(409, 422))
+    if status != 200:
+        return JSONResponse(answer, status_code=status)
+    return answer
+
+
+@router.get("/notifications")
+async def notifications(who: User, services: Services,
+                        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                        before: Annotated[str | None,
+                                          Query(pattern=r"^\d{1,20}-\d{1,20}$")] = None) -> Any:
+    params = {"tenant": who.tenant, "limit": str(limit)}
+    if before:
+        params["before"] = before
+    return await services.get("sessions", _user_path(who, "/notifications"), params)
+
+
+@router.post("/notifications/ack")
+async def ack_notifications(body: NotificationsAck, who: User, services: Services) -> Any:
+    if not body.ids and not body.upto:
+        raise SyncError(400, ErrorCode.BAD_REQUEST, "give `ids` or `upto`")
+    return (await services.request("POST", "sessions", _user_path(who, "/notifications/ack"),
+                                   {"tenant": who.tenant}, body=body.model_dump()))[1]
+
+
+@router.get("/sessions")
+async def list_sessions(request: Request, who: User, services: Services) -> Any:
+    return await services.get("sessions", _user_path(who, "/sessions"),
+                              {"tenant": who.tenant, "current": _session_of(request)})
+
+
+@router.delete("/sessions/{sid}")
+async def revoke_session(sid: Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,128}$")],
+                         who: User, services: Services) -> Any:
+    """Revoke one of the caller's own sessions: its sockets close with 4010 everywhere."""
+    return (await services.request("DELETE", "sessions",
+                                   _user_path(who, f"/sessions/{sid}"),
+                                   {"tenant": who.tenant}))[1]
+
+
+@router.get("/activity")
+async def own_activity(who: User, services: Services,
+                       limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                       cursor: Annotated[str | None, Query(max_length=200)] = None) -> Any:
+    """The caller's own recent activity (the activity service)."""
+    params = {"tenant": who.tenant, "limit": str(limit)}
+    if cursor:
+        params["cursor"] = cursor
+    return await services.get("activity", f"/v1/activity/users/{quote(who.user_id, safe='')}",
+                              params)

@@ -78,6 +78,18 @@ def create_app(settings: SessionsSettings) -> FastAPI:
             raise HTTPException(404, f"no live session {sid!r} for this user")
         return {"revoked": sid}
 
+    @app.get("/v1/users/{user}/bootstrap", dependencies=auth)
+    async def bootstrap(user: str, tenant: Tenant = DEFAULT_TENANT, session: str = "",
+                        service: SessionsService = Depends(service_of)) -> dict[str, Any]:
+        """What a page needs from this service at load, in one call."""
+        store = service.store
+        values, version = await store.read_prefs(tenant, user)
+        return {
+            "session": await store.session_info(tenant, user, session) if session else None,
+            "preferences": {"values": values, "version": version},
+            "unread": await store.unread(tenant, user),
+        }
+
     @app.get("/v1/users/{user}/preferences", dependencies=auth)
     async def get_preferences(user: str, tenant: Tenant = DEFAULT_TENANT,
                               service: SessionsService = Depends(service_of)) -> dict[str, Any]:

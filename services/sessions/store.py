@@ -157,6 +157,21 @@ class SessionStore:
                         "connections": int(raw[2 * i + 1])})
         return sorted(out, key=lambda s: -s["last_seen"])
 
+    async def session_info(self, tenant: str, user: str, sid: str) -> dict[str, Any] | None:
+        """One live session with its rooms and state, or None."""
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(k.session(tenant, user, sid))
+        pipe.hgetall(k.session_rooms(tenant, user, sid))
+        h, rooms = await pipe.execute()
+        if not h:
+            return None
+        f = {_s(a): _s(b) for a, b in h.items()}
+        return {"id": sid, "device": f.get("device", ""), "created": int(f.get("created", 0)),
+                "last_seen": int(f.get("last_seen", 0)),
+                "rooms": [{"room": _s(r), "offset": _s(o)} for r, o in sorted(rooms.items())],
+                "state": json.loads(f.get("state", "{}"))}
+
     async def revoke(self, tenant: str, user: str, sid: str) -> tuple[bool, dict[str, str]]:
         """Delete the session for good; returns (existed, {conn: node}) to close."""
         existed, conns = await self._revoke(
