@@ -39,6 +39,16 @@ from goldwire.gateway.node import GatewayNode
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.protocol.codes import ErrorCode
 from goldwire.protocol.names import is_room
+from goldwire.protocol.sync import (
+    BootstrapResponse,
+    HistoryResponse,
+    NotificationsResponse,
+    Preferences,
+    PresenceResponse,
+    RevokeResponse,
+    SessionsResponse,
+    UnreadResponse,
+)
 
 log = logging.getLogger("goldwire.gateway.sync")
 
@@ -200,7 +210,7 @@ async def authorized_rooms(node: GatewayNode, who: Principal, rooms: list[str],
 
 
 # --- endpoints -----------------------------------------------------------------------
-@router.get("/presence")
+@router.get("/presence", response_model=PresenceResponse)
 async def presence(who: User, node: Node, services: Services,
                    rooms: Annotated[str, Query()] = "") -> Any:
     """Members of each room the token may join: `{"rooms": {room: {"members", "version"}}}`.
@@ -233,7 +243,7 @@ class NotificationsAck(BaseModel):
     upto: OffsetText | None = None
 
 
-@router.get("/bootstrap")
+@router.get("/bootstrap", response_model=BootstrapResponse)
 async def bootstrap(request: Request, who: User, node: Node, services: Services,
                     rooms: Annotated[str, Query()] = "") -> Any:
     """Everything a page needs at load: user, session, preferences, unread count, presence
@@ -251,7 +261,8 @@ async def bootstrap(request: Request, who: User, node: Node, services: Services,
             "presence": answers[1]["rooms"] if names else {}}
 
 
-@router.get("/rooms/{room}/history")
+@router.get("/rooms/{room}/history", response_model=HistoryResponse,
+            response_model_exclude_none=True)
 async def history(room: str, who: User, node: Node,
                   since: Annotated[str | None, Query(pattern=r"^\d{1,20}-\d{1,20}$")] = None,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
@@ -269,13 +280,14 @@ async def history(room: str, who: User, node: Node,
     return {"room": name, "offset": latest, "messages": [json.loads(f) for f in frames]}
 
 
-@router.get("/preferences")
+@router.get("/preferences", response_model=Preferences)
 async def get_preferences(who: User, services: Services) -> Any:
     return await services.get("sessions", _user_path(who, "/preferences"),
                               {"tenant": who.tenant})
 
 
-@router.put("/preferences")
+@router.put("/preferences", response_model=Preferences,
+            responses={409: {"model": Preferences, "description": "stale version"}})
 async def put_preferences(body: PreferencesWrite, who: User, services: Services) -> Any:
     """Write based on `version`; 409 with the current values when someone wrote first."""
     status, answer = await services.request(
@@ -286,7 +298,7 @@ async def put_preferences(body: PreferencesWrite, who: User, services: Services)
     return answer
 
 
-@router.get("/notifications")
+@router.get("/notifications", response_model=NotificationsResponse)
 async def notifications(who: User, services: Services,
                         limit: Annotated[int, Query(ge=1, le=200)] = 50,
                         before: Annotated[str | None,
@@ -297,7 +309,7 @@ async def notifications(who: User, services: Services,
     return await services.get("sessions", _user_path(who, "/notifications"), params)
 
 
-@router.post("/notifications/ack")
+@router.post("/notifications/ack", response_model=UnreadResponse)
 async def ack_notifications(body: NotificationsAck, who: User, services: Services) -> Any:
     if not body.ids and not body.upto:
         raise SyncError(400, ErrorCode.BAD_REQUEST, "give `ids` or `upto`")
@@ -305,13 +317,13 @@ async def ack_notifications(body: NotificationsAck, who: User, services: Service
                                    {"tenant": who.tenant}, body=body.model_dump()))[1]
 
 
-@router.get("/sessions")
+@router.get("/sessions", response_model=SessionsResponse)
 async def list_sessions(request: Request, who: User, services: Services) -> Any:
     return await services.get("sessions", _user_path(who, "/sessions"),
                               {"tenant": who.tenant, "current": _session_of(request)})
 
 
-@router.delete("/sessions/{sid}")
+@router.delete("/sessions/{sid}", response_model=RevokeResponse)
 async def revoke_session(sid: Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,128}$")],
                          who: User, services: Services) -> Any:
     """Revoke one of the caller's own sessions: its sockets close with 4010 everywhere."""
