@@ -350,7 +350,7 @@ async def test_convenience_methods(publisher: Publisher, gateway: Gateway) -> No
     assert comment.data == {"kind": "comment", "document_id": "7", "comment_id": "c1",
                             "text": "Looks good"}
     assert result.delivered == 1
-    assert list(note.raw) == ["type", "ts", "data"]
+    assert list(note.raw) == ["type", "id", "ts", "unread", "data"]  # kept in the inbox
     assert note.data == {"title": "Signed", "body": "The lease was signed", "link": "/doc/7"}
 
 

@@ -44,6 +44,7 @@ from goldwire.protocol.http import PublishRequest, PublishResult
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import direct_frame
 from goldwire.protocol.scripts import PUBLISH_DIRECT, PUBLISH_ROOM, room_frame_parts
+from goldwire.sessions.store import SessionStore
 
 log = logging.getLogger("goldwire.client.publisher")
 
@@ -77,6 +78,9 @@ class RedisPublisher(Publisher):
         self.redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self._publish_room = self.redis.register_script(PUBLISH_ROOM)
         self._publish_direct = self.redis.register_script(PUBLISH_DIRECT)
+        # Inbox bounds are the sessions service's settings; the defaults match the gateway's.
+        self.inbox = SessionStore(self.redis, self.keys, timeout_hours=24,
+                                  idempotency_window=idempotency_window)
         # Event ids must be unique across nodes, like the gateway's `<node>-<start ms>-<n>`.
         self.publisher_id = "pub-" + secrets.token_hex(4)
         self._event_prefix = f"{self.publisher_id}-{int(time.time() * 1000)}-"
@@ -120,8 +124,24 @@ class RedisPublisher(Publisher):
             await self._event(tenant=tenant, room=room, type=req.type.value, offset=result.offset)
         return result
 
+    async def _notify(self, req: PublishRequest) -> PublishResult:
+        """A user's notification: kept in their inbox and pushed in one step, through the
+        same store the gateway uses (so both backends share keys, ids and inbox)."""
+        assert req.user is not None
+        nid, dup, _ = await self.inbox.notify(req.tenant, req.user, req.data, req.from_,
+                                              req.idempotency_key)
+        if dup:
+            return PublishResult(delivered=self.inbox.first_delivery(nid), duplicate=True)
+        delivered = await self._user_connections(req)
+        await self.inbox.record_delivery(req.tenant, req.user, req.idempotency_key, nid,
+                                         delivered)
+        await self._event(tenant=req.tenant, user=req.user, type=req.type.value)
+        return PublishResult(delivered=delivered)
+
     async def _direct(self, req: PublishRequest) -> PublishResult:
         assert req.idempotency_key is not None
+        if req.user is not None and req.type.value == "notification":
+            return await self._notify(req)
         keys, tenant = self.keys, req.tenant
         channel = (keys.user_channel(tenant, req.user) if req.user is not None
                    else keys.tenant_channel(tenant))

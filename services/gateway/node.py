@@ -198,11 +198,12 @@ class GatewayNode:
 
         A `notification` is also kept in the user's inbox (same step as its push)."""
         idem = self.keys.idempotency(tenant, idempotency_key) if idempotency_key else None
+        notification = None
         if type_ == "notification":
-            _, dup, _ = await self.sessions.notify(tenant, user, data, sender, idempotency_key)
+            nid, dup, _ = await self.sessions.notify(tenant, user, data, sender, idempotency_key)
             if dup:
-                return 0, True
-            idem = None  # the inbox holds the idempotency key
+                return self.sessions.first_delivery(nid), True
+            notification, idem = nid, None  # the inbox holds the idempotency key
         else:
             frame = direct_frame(type_, data, sender, int(time.time() * 1000))
             _, stored = await self.broker.publish_direct(self.keys.user_channel(tenant, user),
@@ -214,6 +215,9 @@ class GatewayNode:
         if not nodes.keys() <= self.live_nodes:  # a node newer than our last look, or a dead one
             await self._refresh_liveness()
         delivered = sum(n for node, n in nodes.items() if node in self.live_nodes)
+        if notification is not None:
+            await self.sessions.record_delivery(tenant, user, idempotency_key, notification,
+                                                delivered)
         await self.broker.remember_result(idem, {"delivered": delivered})
         return delivered, False
 

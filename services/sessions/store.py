@@ -226,7 +226,8 @@ class SessionStore:
                      sender: dict[str, Any] | None = None,
                      idempotency_key: str | None = None) -> tuple[str, bool, int]:
         """Keep a notification in the inbox and push it to every connection of the user,
-        in one step. Returns (notification id, was_duplicate, unread count)."""
+        in one step. Returns (notification id, was_duplicate, unread count); for a
+        duplicate, the id is what `record_delivery` stored (JSON) or the first id."""
         inbox = self._inbox_keys(tenant, user)
         idem = (self.keys.inbox_idempotency(tenant, user, idempotency_key)
                 if idempotency_key else inbox[0])
@@ -239,6 +240,19 @@ class SessionStore:
                   self.inbox_size, now - self.inbox_retention_ms,
                   self.inbox_retention_ms, self.idempotency_ms if idempotency_key else 0])
         return _s(nid), bool(dup), int(unread)
+
+    async def record_delivery(self, tenant: str, user: str, idempotency_key: str | None,
+                              nid: str, delivered: int) -> None:
+        """Remember how many connections the first publish reached, for its retries."""
+        if idempotency_key:
+            await self.redis.set(self.keys.inbox_idempotency(tenant, user, idempotency_key),
+                                 json.dumps({"id": nid, "delivered": delivered}), xx=True,
+                                 keepttl=True)
+
+    @staticmethod
+    def first_delivery(stored: str) -> int:
+        """`delivered` of a duplicate's first publish (0 if it was not recorded)."""
+        return int(json.loads(stored).get("delivered", 0)) if stored.startswith("{") else 0
 
     async def notifications(self, tenant: str, user: str, limit: int = 50,
                             before: str | None = None) -> dict[str, Any]:
