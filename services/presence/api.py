@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import hmac
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
 
 from goldwire.presence.service import PresenceService
 from goldwire.presence.settings import PresenceSettings
 from goldwire.protocol.names import DEFAULT_TENANT, TenantName, is_room
+from goldwire.service import add_health_routes, api_key_checker, prometheus_text
 
 Tenant = Annotated[TenantName, Query()]
 MAX_ROOMS = 100
@@ -22,12 +22,7 @@ def service_of(request: Request) -> PresenceService:
     return request.state.service
 
 
-def require_api_key(request: Request, service: PresenceService = Depends(service_of)) -> None:
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not any(
-            hmac.compare_digest(key.encode(), k.encode())
-            for k in service.settings.api_key_set()):
-        raise HTTPException(401, "missing or unknown API key")
+require_api_key = api_key_checker(lambda request: request.state.service.settings.api_key_set())
 
 
 def _rooms(rooms: str) -> list[str]:
@@ -69,48 +64,31 @@ def create_app(settings: PresenceSettings) -> FastAPI:
                        service: PresenceService = Depends(service_of)) -> dict[str, Any]:
         return await service.engine.user_status(tenant, user)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def checks(request: Request) -> dict[str, bool]:
+        service: PresenceService = request.state.service
+        await service.redis.ping()
+        lag = await service.consumer.lag()
+        return {"consumer": service.running(), "redis": True,
+                "lag_ok": lag <= service.settings.presence_ready_max_lag}
 
-    @app.get("/readyz")
-    async def readyz(service: PresenceService = Depends(service_of)) -> JSONResponse:
-        checks: dict[str, Any] = {"consumer": service.running()}
-        try:
-            await service.redis.ping()
-            checks["redis"] = True
-            lag = await service.consumer.lag()
-            checks["lag_ok"] = lag <= service.settings.presence_ready_max_lag
-        except Exception:
-            checks["redis"] = False
-        ready = all(checks.values()) and len(checks) == 3
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
-
-    @app.get("/metrics")
-    async def metrics(service: PresenceService = Depends(service_of)) -> PlainTextResponse:
-        try:
-            await service.consumer.lag()
-        except Exception:
-            pass  # the last known lag is still worth reporting
-        st = service.consumer.stats
-        values = {
-            "events_handled_total": service.stats["events_handled"],
-            "changes_published_total": service.stats["changes_published"],
-            "sweeps_total": service.stats["sweeps"],
-            "ghosts_removed_total": service.stats["ghosts_removed"],
-            "events_skipped_total": service.stats["events_skipped"],
-            "job_runner_restarts_total": service.stats["job_runner_restarts"],
-            "webhooks_delivered_total": service.stats["webhooks_delivered"],
-            "webhook_failures_total": service.stats["webhook_failures"],
+    async def metrics(request: Request) -> str:
+        service: PresenceService = request.state.service
+        with contextlib.suppress(Exception):
+            await service.consumer.lag()  # the last known lag is still worth reporting
+        st, stats = service.consumer.stats, service.stats
+        return prometheus_text("goldwire_presence", {
+            "events_handled_total": stats["events_handled"],
+            "changes_published_total": stats["changes_published"],
+            "sweeps_total": stats["sweeps"],
+            "ghosts_removed_total": stats["ghosts_removed"],
+            "events_skipped_total": stats["events_skipped"],
+            "job_runner_restarts_total": stats["job_runner_restarts"],
+            "webhooks_delivered_total": stats["webhooks_delivered"],
+            "webhook_failures_total": stats["webhook_failures"],
             "stream_claimed_total": st.claimed,
             "stream_failures_total": st.failures,
             "stream_lag": st.lag,
-        }
-        lines = []
-        for name, value in values.items():
-            kind = "counter" if name.endswith("_total") else "gauge"
-            full = f"goldwire_presence_{name}"
-            lines += [f"# TYPE {full} {kind}", f"{full} {value}"]
-        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+        })
 
+    add_health_routes(app, checks, metrics)
     return app

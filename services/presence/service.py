@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -22,6 +21,7 @@ from goldwire.presence.events import parse_event
 from goldwire.presence.notify import publish_changes
 from goldwire.presence.settings import PresenceSettings
 from goldwire.protocol.keys import Keys
+from goldwire.service import run_supervised
 from goldwire.streams import StreamConsumer
 
 log = logging.getLogger("goldwire.presence")
@@ -61,7 +61,8 @@ class PresenceService:
                                      default_queue_name=self.keys.job_queue(SERVICE))
         await self.consumer.ensure_group()
         self._tasks = [asyncio.create_task(self.consumer.run(), name="presence-consumer")]
-        self._tasks += [asyncio.create_task(self._run_jobs(name, build), name=f"presence-{name}")
+        self._tasks += [asyncio.create_task(run_supervised(name, build, self.stats),
+                                            name=f"presence-{name}")
                         for name, build in self._workers()]
         log.info("presence consumer %s started", self.consumer.name)
 
@@ -95,25 +96,6 @@ class PresenceService:
                 queue_name=self.keys.job_queue(WEBHOOKS), max_jobs=20, **common)
 
         return [("sweeper", sweeper), ("webhooks", webhooks)]
-
-    async def _run_jobs(self, name: str, build: Any) -> None:
-        """Run an arq worker, and a fresh one whenever it dies (arq's own loop ends on a
-        lost Redis connection; the sweep must outlive that, or ghosts would stay)."""
-        delay = 0.5
-        while True:
-            worker = build()
-            try:
-                await worker.main()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.stats["job_runner_restarts"] += 1
-                log.warning("arq %s worker stopped (%s); a new one in %.1fs", name, exc, delay)
-            finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(worker.close(), 2)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -6,16 +6,16 @@ JWT and calls these routes with its API key and the token's tenant and user.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
 
 from goldwire.protocol.names import DEFAULT_TENANT, TenantName
+from goldwire.service import add_health_routes, api_key_checker, prometheus_text
 from goldwire.sessions.service import SessionsService
 from goldwire.sessions.settings import SessionsSettings
 from goldwire.sessions.store import InvalidValue, PreferencesConflict
@@ -42,12 +42,7 @@ def service_of(request: Request) -> SessionsService:
     return request.state.service
 
 
-def require_api_key(request: Request, service: SessionsService = Depends(service_of)) -> None:
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not any(
-            hmac.compare_digest(key.encode(), k.encode())
-            for k in service.settings.api_key_set()):
-        raise HTTPException(401, "missing or unknown API key")
+require_api_key = api_key_checker(lambda request: request.state.service.settings.api_key_set())
 
 
 def create_app(settings: SessionsSettings) -> FastAPI:
@@ -122,33 +117,20 @@ def create_app(settings: SessionsSettings) -> FastAPI:
             raise HTTPException(422, "give `ids` or `upto`")
         return {"unread": await service.store.ack(tenant, user, body.ids, body.upto)}
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def checks(request: Request) -> dict[str, bool]:
+        service: SessionsService = request.state.service
+        await service.redis.ping()
+        return {"consumer": service.running(), "redis": True}
 
-    @app.get("/readyz")
-    async def readyz(service: SessionsService = Depends(service_of)) -> JSONResponse:
-        checks = {"consumer": service.running()}
-        try:
-            await service.redis.ping()
-            checks["redis"] = True
-        except Exception:
-            checks["redis"] = False
-        ready = all(checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+    async def metrics(request: Request) -> str:
+        service: SessionsService = request.state.service
+        st, stats = service.consumer.stats, service.stats
+        return prometheus_text("goldwire_sessions", {
+            "events_handled_total": stats["events_handled"],
+            "events_skipped_total": stats["events_skipped"],
+            "sessions_expired_total": stats["sessions_expired"],
+            "job_runner_restarts_total": stats["job_runner_restarts"],
+            "stream_claimed_total": st.claimed, "stream_failures_total": st.failures})
 
-    @app.get("/metrics")
-    async def metrics(service: SessionsService = Depends(service_of)) -> PlainTextResponse:
-        st = service.consumer.stats
-        values = {"events_handled_total": service.stats["events_handled"],
-                  "events_skipped_total": service.stats["events_skipped"],
-                  "sessions_expired_total": service.stats["sessions_expired"],
-                  "job_runner_restarts_total": service.stats["job_runner_restarts"],
-                  "stream_claimed_total": st.claimed, "stream_failures_total": st.failures}
-        lines = []
-        for name, value in values.items():
-            full = f"goldwire_sessions_{name}"
-            lines += [f"# TYPE {full} counter", f"{full} {value}"]
-        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
-
+    add_health_routes(app, checks, metrics)
     return app

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-import os
-
-import uvicorn
-
+from goldwire.service import run_service
 from goldwire.sessions.api import create_app
 from goldwire.sessions.settings import SessionsSettings
 
 
 def run() -> None:
-    level = os.environ.get("LOG_LEVEL", "info").lower()
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = SessionsSettings()
-    uvicorn.run(create_app(settings), host=settings.sessions_host, port=settings.sessions_port,
-                log_level=level, access_log=False, lifespan="on")
+    run_service(create_app, settings, settings.sessions_host, settings.sessions_port)

@@ -8,7 +8,6 @@ the gateway through the same store, so it never waits on this process).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections import Counter
@@ -21,6 +20,7 @@ from redis.asyncio import Redis
 
 from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.keys import Keys
+from goldwire.service import run_supervised
 from goldwire.sessions.settings import SessionsSettings
 from goldwire.sessions.store import SessionStore
 from goldwire.streams import StreamConsumer
@@ -60,7 +60,8 @@ class SessionsService:
     async def start(self) -> None:
         await self.consumer.ensure_group()
         self._tasks = [asyncio.create_task(self.consumer.run(), name="sessions-consumer"),
-                       asyncio.create_task(self._run_jobs(), name="sessions-arq")]
+                       asyncio.create_task(run_supervised("cleanup", self._worker, self.stats),
+                                           name="sessions-arq")]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -72,29 +73,14 @@ class SessionsService:
     def running(self) -> bool:
         return bool(self._tasks) and not any(t.done() for t in self._tasks)
 
-    async def _run_jobs(self) -> None:
-        """The arq worker, restarted whenever a lost Redis connection ends it."""
+    def _worker(self) -> Worker:
         every = max(1, min(59, self.settings.sessions_cleanup_interval))
-        delay = 0.5
-        while True:
-            worker = Worker(
-                cron_jobs=[cron(cleanup_expired, name=f"{self.keys.prefix}:cleanup_expired",
-                                second=set(range(0, 60, every)), run_at_startup=True)],
-                redis_settings=RedisSettings.from_dsn(self.settings.redis_url),
-                queue_name=self.keys.job_queue(SERVICE), ctx={"service": self},
-                handle_signals=False, poll_delay=0.5, keep_result=0, log_results=False)
-            try:
-                await worker.main()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.stats["job_runner_restarts"] += 1
-                log.warning("arq worker stopped (%s); starting a new one in %.1fs", exc, delay)
-            finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(worker.close(), 2)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        return Worker(
+            cron_jobs=[cron(cleanup_expired, name=f"{self.keys.prefix}:cleanup_expired",
+                            second=set(range(0, 60, every)), run_at_startup=True)],
+            redis_settings=RedisSettings.from_dsn(self.settings.redis_url),
+            queue_name=self.keys.job_queue(SERVICE), ctx={"service": self},
+            handle_signals=False, poll_delay=0.5, keep_result=0, log_results=False)
 
     async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Each join, leave and disconnect moves its session's rooms and offsets."""

@@ -1,0 +1,10 @@
+"""What every Goldwire service process shares (presence, sessions, activity): API-key
+auth, the health, readiness and metrics routes, a supervised arq worker, and the
+process entry point. Each service keeps only its own logic."""
+
+from goldwire.service.http import add_health_routes, api_key_checker, prometheus_text
+from goldwire.service.jobs import run_supervised
+from goldwire.service.process import run_service
+
+__all__ = ["add_health_routes", "api_key_checker", "prometheus_text", "run_service",
+           "run_supervised"]

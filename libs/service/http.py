@@ -1,0 +1,55 @@
+"""HTTP pieces every service uses: API-key auth, /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+
+def api_key_checker(keys_of: Callable[[Request], frozenset[str]]) -> Callable[[Request], None]:
+    """A FastAPI dependency: `Authorization: Bearer <key>` must be one of the keys."""
+
+    def require_api_key(request: Request) -> None:
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not any(
+                hmac.compare_digest(key.encode(), k.encode()) for k in keys_of(request)):
+            raise HTTPException(401, "missing or unknown API key")
+
+    return require_api_key
+
+
+def prometheus_text(prefix: str, values: Mapping[str, float]) -> str:
+    """`name_total` values are counters, the rest gauges."""
+    lines = []
+    for name, value in values.items():
+        full = f"{prefix}_{name}"
+        kind = "counter" if name.endswith("_total") else "gauge"
+        lines += [f"# TYPE {full} {kind}", f"{full} {value}"]
+    return "\n".join(lines) + "\n"
+
+
+def add_health_routes(app: FastAPI, checks: Callable[[Request], Awaitable[dict[str, bool]]],
+                      metrics: Callable[[Request], Awaitable[str]]) -> None:
+    """/healthz (the process answers), /readyz (every check true), /metrics."""
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            results: dict[str, Any] = await checks(request)
+        except Exception as exc:  # a check that cannot run is a failed check
+            results = {"error": str(exc)}
+        ready = bool(results) and all(v is True for v in results.values())
+        return JSONResponse({"ready": ready, "checks": results},
+                            status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def metrics_route(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(await metrics(request), media_type="text/plain; version=0.0.4")
