@@ -195,7 +195,7 @@ class Keys:
         return f"{self.prefix}:{{a/{tenant}}}"
 
     def activity(self, tenant: str, part: str, *names: str | int) -> str:
-        """Key `part` (a name in ACTIVITY_PARTS) of a tenant, e.g. `activity(t, "user_history", u)`."""
+        """Key `part` (a name in ACTIVITY_PARTS) of a tenant: `activity(t, "user_history", u)`."""
         return self.activity_tag(tenant) + ACTIVITY_PARTS[part] + ":".join(map(str, names))
 
     def activity_tenants(self) -> str:
@@ -222,19 +222,21 @@ class Keys:
 # are UTC minute / hour / day numbers since the epoch (ts // 60_000, 3_600_000, 86_400_000).
 # A name always comes last, after a fixed part, so user and room names cannot collide.
 ACTIVITY_PARTS: dict[str, str] = {
-    # history: sorted sets, score = event ts (ms), member = the entry's JSON
+    # history: sorted sets, score = event ts (ms), member = the entry (see activity/events.py)
     "user_history": ":hu:",  # + user
     "room_history": ":hr:",  # + room
     "api_history": ":hx",  # API use with neither user nor room (sends, broadcasts)
     "last_active": ":la",  # zset user -> last event ts (also the index the trim walks)
     "room_index": ":lr",  # zset room -> last event ts
     # per-user summaries
-    "user_day": ":ud:",  # + day:user -> hash e, m, j:<room>, t:<room> (ms in room)
-    "user_open": ":uo:",  # + user -> hash <conn>\t<room> -> O|seq|ts (open) or L|seq|ts
-    "conn_gone": ":cg:",  # + conn -> "seq|ts" of its disconnect (TTL)
-    # counters: minute hashes (kept 2 days), pending deltas, roll-ups
-    "minute": ":m:",  # + minute -> hash e, msg, k:<kind>, t:<type>, r:<room>, a:<api>
-    "pending": ":p",  # hash "<minute>|<field>" -> n, folded into hour/day by the roll-up
+    "user_day": ":ud:",  # + day:user -> hash em (events + 2^24 * messages), j:<room>, t:<room>
+    # + conn -> hash room -> O|seq|ts (in since ts), L|seq|ts (left), D|seq|ts (closed by
+    # the disconnect), and ~gone -> seq|ts of the disconnect (then kept a tombstone TTL)
+    "conn_rooms": ":cr:",
+    # counters: minute hashes (kept 2 days), folded into hour and day roll-ups
+    "minute": ":m:",  # + minute -> hash k:<kind>, t:<type>, r:<room>, a:<api use> -> count
+    "minute_folded": ":mf:",  # + minute -> what the roll-up already added (expires with it)
+    "dirty_minutes": ":dm",  # zset minute -> version: minutes with counts not yet rolled up
     "hour": ":h:",  # + hour -> hash (fields as minute, without r:)
     "day": ":d:",  # + day
     "rooms_hour": ":rh:",  # + hour -> zset room -> messages
@@ -247,8 +249,6 @@ ACTIVITY_PARTS: dict[str, str] = {
     "dirty_days": ":dd",  # zset day -> version: days whose user roll-up is due
     # live state (from the events, order-independent by per-connection seq)
     "live_conns": ":lc",  # hash conn -> user\tnode
-    "live_conn_rooms": ":lcr:",  # + conn -> set of rooms the connection touched
-    "live_joins": ":lj",  # hash <room>\t<conn> -> seq (in the room) or -seq (left)
     "live_members": ":lm",  # hash <room>\t<user> -> connections of user in room
     "live_rooms": ":lrm",  # hash room -> members (distinct users)
     "live_users": ":lu",  # hash user -> connections
