@@ -3,14 +3,17 @@ order of delivery end in the state the log describes."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
-from goldwire.presence.engine import PresenceEngine
+from goldwire.presence.engine import PresenceEngine, pending_diff_key, pending_states_key
 from goldwire.presence.events import GatewayEvent
 from goldwire.protocol.keys import Keys
 
@@ -121,3 +124,298 @@ async def test_two_tabs_then_status_is_the_most_present(redis) -> None:
     status = await eng.user_status("default", "ada")
     assert status["status"] == "offline" and status["last_seen"] == 4
     assert (await eng.room_members("default", ["doc:1"]))["doc:1"]["members"] == []
+
+
+# --- frames: one diff per room per batch ---------------------------------------------------
+class Wire:
+    """What a gateway would receive: every presence frame of a key prefix, in publish order
+    (one subscriber connection, as a gateway has)."""
+
+    def __init__(self, redis: aioredis.Redis, eng: PresenceEngine) -> None:
+        self.redis, self.prefix = redis, eng.keys.prefix
+        self.pubsub = redis.pubsub()
+        self.marks = 0
+
+    async def start(self) -> Wire:
+        await self.pubsub.psubscribe(self.prefix + ":*")
+        return self
+
+    async def drain(self) -> list[tuple]:
+        """Frames published since the last drain: ("diff", room, version, data) and
+        ("state", conn, room, version, data)."""
+        self.marks += 1
+        mark = f"{self.prefix}:mark:{self.marks}"
+        await self.redis.publish(mark, "")
+        out: list[tuple] = []
+        deadline = time.monotonic() + 5
+        while True:
+            assert time.monotonic() < deadline, "the marker never arrived"
+            msg = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+            if msg is None:  # a subscribe confirmation, or nothing yet
+                continue
+            channel, data = _s(msg["channel"]), msg["data"]
+            if channel == mark:
+                return out
+            if data.startswith(b"- "):
+                _, version, frame = data.split(b" ", 2)
+                parsed = json.loads(frame)
+                out.append(("diff", parsed["room"], int(version), parsed["data"]))
+            elif data.startswith(b"S "):
+                conn, room, version, frame = data[2:].split(b"\n", 3)
+                out.append(("state", conn.decode(), room.decode(), int(version),
+                            json.loads(frame)["data"]))
+
+    async def close(self) -> None:
+        await self.pubsub.aclose()
+
+
+def _s(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def ev(user: str, conn: str, seq: int, kind: str, **kw: object) -> GatewayEvent:
+    return GatewayEvent(kind=kind, node="n1", conn=conn, seq=seq, tenant="default", user=user,
+                        ts=1_000 + seq, name=user.title(), **kw)  # type: ignore[arg-type]
+
+
+def ids(members: list[dict]) -> list[str]:
+    return [m["user"]["id"] for m in members]
+
+
+async def test_a_batch_of_joins_is_one_diff_and_states_at_its_version(redis) -> None:
+    eng = engine(redis)
+    wire = await Wire(redis, eng).start()
+    try:
+        await eng.apply([ev("obs", "o", 1, "connect"), ev("obs", "o", 2, "join", room="doc:1")])
+        (state, own_join) = await wire.drain()  # the observer's own join is a diff too
+        assert state[0] == "state" and ids(state[4]["members"]) == ["obs"]
+        v0 = state[3]
+        assert own_join[:3] == ("diff", "doc:1", v0)
+        batch = []
+        for i in range(5):
+            batch += [ev(f"u{i}", f"c{i}", 1, "connect"),
+                      ev(f"u{i}", f"c{i}", 2, "join", room="doc:1")]
+        changes = await eng.apply(batch)
+        assert sorted(c.user for c in changes if c.kind == "room_join") == [
+            f"u{i}" for i in range(5)]  # backends still get one change per member
+        frames = await wire.drain()
+        states = [f for f in frames if f[0] == "state"]
+        (diff,) = [f for f in frames if f[0] == "diff"]
+        assert frames[-1] == diff  # the joiners' states come first
+        assert diff[2] == v0 + 1 == diff[3]["version"]
+        assert ids(diff[3]["joins"]) == [f"u{i}" for i in range(5)]
+        assert diff[3]["leaves"] == diff[3]["updates"] == []
+        assert sorted(s[1] for s in states) == [f"c{i}" for i in range(5)]
+        for _, _, room, version, data in states:  # the room after the batch, same version
+            assert room == "doc:1" and version == data["version"] == v0 + 1
+            assert sorted(ids(data["members"])) == ["obs"] + [f"u{i}" for i in range(5)]
+        await eng.apply(batch)  # redelivered: nothing new, nothing published
+        assert await wire.drain() == []
+    finally:
+        await wire.close()
+
+
+async def test_each_user_once_with_their_final_view(redis) -> None:
+    eng = engine(redis)
+    wire = await Wire(redis, eng).start()
+    try:
+        await eng.apply([ev("stay", "s", 1, "connect"), ev("stay", "s", 2, "join", room="doc:1"),
+                         ev("go", "g", 1, "connect"), ev("go", "g", 2, "join", room="doc:1"),
+                         ev("flip", "f", 1, "connect"), ev("flip", "f", 2, "join", room="doc:1")])
+        await wire.drain()
+        await eng.apply([
+            ev("brief", "b", 1, "connect"), ev("brief", "b", 2, "join", room="doc:1"),
+            ev("late", "l", 1, "connect"), ev("late", "l", 2, "join", room="doc:1"),
+            ev("brief", "b", 3, "leave", room="doc:1"),  # came and went
+            ev("flip", "f", 3, "status", status="away"),
+            ev("flip", "f", 4, "status", status="online"),  # changed and changed back
+            ev("stay", "s", 3, "status", status="busy"),
+            ev("stay", "s", 4, "status", status="away"),  # changed twice: the last counts
+            ev("go", "g", 3, "disconnect", rooms=("doc:1",)),
+            ev("new", "n", 1, "connect"), ev("new", "n", 2, "join", room="doc:1"),
+            ev("new", "n", 3, "status", status="busy"),  # joined, then changed: a join
+        ])
+        frames = await wire.drain()
+        (diff,) = [f[3] for f in frames if f[0] == "diff"]
+        assert ids(diff["joins"]) == ["late", "new"]
+        assert diff["joins"][1]["status"] == "busy"
+        assert ids(diff["leaves"]) == ["go"]
+        assert ids(diff["updates"]) == ["stay"] and diff["updates"][0]["status"] == "away"
+        states = {f[1]: f[4] for f in frames if f[0] == "state"}
+        assert set(states) == {"l", "n"}  # b left before the flush: no state for it
+        for state in states.values():  # no ghost of "brief", "go" gone, final views
+            assert sorted(ids(state["members"])) == ["flip", "late", "new", "stay"]
+            assert {m["user"]["id"]: m["status"] for m in state["members"]}["stay"] == "away"
+            assert state["version"] == diff["version"]
+    finally:
+        await wire.close()
+
+
+def dies_before_its_flushes(redis: aioredis.Redis, eng: PresenceEngine) -> PresenceEngine:
+    """An engine whose runs stop after their changes and before their flushes, as a
+    process killed between the two would."""
+    crashed = PresenceEngine(redis, eng.keys, grace_ms=0, tombstone_ttl=600)
+    for attr, flag in (("_room", "ARGV[13]"), ("_status", "ARGV[5]")):
+        source = getattr(crashed, attr).script
+        assert source.count(f"if {flag} == '1' then flush(") == 1
+        setattr(crashed, attr, redis.register_script(
+            source.replace(f"if {flag} == '1' then flush(", "if false then flush(")))
+    return crashed
+
+
+async def test_a_crash_before_the_flush_loses_no_diff_and_doubles_none(redis) -> None:
+    eng = engine(redis)
+    wire = await Wire(redis, eng).start()
+    try:
+        await eng.apply([ev("obs", "o", 1, "connect"), ev("obs", "o", 2, "join", room="doc:1")])
+        v0 = (await wire.drain())[0][3]
+        batch = [ev("ada", "a", 1, "connect"), ev("ada", "a", 2, "join", room="doc:1")]
+        crashed = dies_before_its_flushes(redis, eng)
+        await crashed.apply(batch)  # state changed, nothing published
+        assert await wire.drain() == []
+        await eng.apply(batch)  # the redelivery: its events are no-ops, the flush is not
+        frames = await wire.drain()
+        assert [(f[0], f[1]) for f in frames] == [("state", "a"), ("diff", "doc:1")]
+        assert ids(frames[1][3]["joins"]) == ["ada"] and frames[1][2] == v0 + 1
+        await eng.apply(batch)  # a third delivery publishes nothing
+        assert await wire.drain() == []
+
+        # Left pending by one run, flushed by another batch on the room (any replica).
+        await crashed.apply([ev("bob", "b", 1, "connect"), ev("bob", "b", 2, "join",
+                                                             room="doc:1")])
+        await eng.apply([ev("cy", "c", 1, "connect"), ev("cy", "c", 2, "join", room="doc:1")])
+        frames = await wire.drain()
+        (diff,) = [f[3] for f in frames if f[0] == "diff"]
+        assert ids(diff["joins"]) == ["bob", "cy"]
+        assert sorted(f[1] for f in frames if f[0] == "state") == ["b", "c"]
+
+        # A status change whose run died before its flush: redelivered, the user's
+        # aggregate is already stored and the room is not called again; the room's next
+        # flush publishes it (once).
+        status = [ev("ada", "a", 3, "status", status="busy")]
+        await crashed.apply(status)
+        await eng.apply(status)
+        assert await wire.drain() == []
+        await eng.apply([ev("cy", "c", 3, "leave", room="doc:1")])
+        (diff,) = [f[3] for f in await wire.drain()]
+        assert ids(diff["updates"]) == ["ada"] and diff["updates"][0]["status"] == "busy"
+        assert ids(diff["leaves"]) == ["cy"] and diff["joins"] == []
+    finally:
+        await wire.close()
+
+
+async def test_expired_leaves_are_one_diff_with_what_is_pending(redis) -> None:
+    eng = PresenceEngine(redis, Keys("gwtest:" + uuid.uuid4().hex[:8]), grace_ms=1000,
+                         tombstone_ttl=600)
+    wire = await Wire(redis, eng).start()
+    try:
+        await eng.apply([e for i in range(3) for e in (
+            ev(f"u{i}", f"c{i}", 1, "connect"), ev(f"u{i}", f"c{i}", 2, "join", room="doc:1"))])
+        await wire.drain()
+        await eng.apply([ev("u0", "c0", 3, "disconnect", rooms=("doc:1",)),
+                         ev("u1", "c1", 3, "leave", room="doc:1")])
+        assert await wire.drain() == []  # within the grace: nobody left yet
+        changes = await eng.expire_due(now_ms=int(time.time() * 1000) + 60_000)
+        assert sorted(c.user for c in changes) == ["u0", "u1"]
+        (diff,) = [f[3] for f in await wire.drain()]
+        assert ids(diff["leaves"]) == ["u0", "u1"] and diff["joins"] == diff["updates"] == []
+    finally:
+        await wire.close()
+
+
+class _Client:
+    """A client applying a state, then diffs newer than it, as upserts and deletes keyed by
+    user id; checks each diff is exact (joins absent, leaves and updates present)."""
+
+    def __init__(self, version: int, members: list[dict]) -> None:
+        self.version = version
+        self.view = {m["user"]["id"]: m for m in members}
+
+    def apply(self, version: int, data: dict) -> None:
+        if version <= self.version:  # the gateway drops what the state already holds
+            return
+        self.version = version
+        for m in data["joins"]:
+            assert m["user"]["id"] not in self.view, ("join of a present member", m)
+            self.view[m["user"]["id"]] = m
+        for m in data["updates"]:
+            assert self.view.get(m["user"]["id"]) not in (None, m), ("empty update", m)
+            self.view[m["user"]["id"]] = m
+        for m in data["leaves"]:
+            assert self.view.pop(m["user"]["id"], None) is not None, ("leave of absent", m)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
+@pytest.mark.parametrize("grace_ms", [0, 1])
+async def test_state_and_diffs_show_every_client_the_room(redis, seed, grace_ms) -> None:
+    """Shuffled, duplicated logs in batches: at most one diff per room per batch, and an
+    observer there from the start as well as every joiner (from its state on) ends with
+    exactly the room's members."""
+    log = event_log(seed)
+    rnd = random.Random(seed * 11)
+    shuffled = log + rnd.sample(log, len(log) // 3)
+    rnd.shuffle(shuffled)
+    eng = PresenceEngine(redis, Keys("gwtest:" + uuid.uuid4().hex[:8]), grace_ms=grace_ms,
+                         tombstone_ttl=600)
+    wire = await Wire(redis, eng).start()
+    observers = {room: _Client(0, []) for room in ROOMS}
+    joiners: dict[tuple[str, str], _Client] = {}
+
+    def deliver(frames: list[tuple]) -> None:
+        rooms = [f[1] for f in frames if f[0] == "diff"]
+        assert len(rooms) == len(set(rooms)), "more than one diff for a room in one batch"
+        for frame in frames:
+            if frame[0] == "state":
+                _, conn, room, version, data = frame
+                joiners[(conn, room)] = _Client(version, data["members"])
+            else:
+                _, room, version, data = frame
+                observers[room].apply(version, data)
+                for (_, r), client in joiners.items():
+                    if r == room:
+                        client.apply(version, data)
+
+    try:
+        for i in range(0, len(shuffled), 5):
+            await eng.apply(shuffled[i:i + 5])
+            deliver(await wire.drain())
+        if grace_ms:
+            await asyncio.sleep(0.01)
+            await eng.expire_due(now_ms=int(time.time() * 1000) + 10_000)
+            deliver(await wire.drain())
+        members = await eng.room_members("default", ROOMS)
+        for room in ROOMS:
+            truth = {m["user"]["id"]: m for m in members[room]["members"]}
+            assert observers[room].view == truth, room
+            assert observers[room].version == members[room]["version"]
+            present = {_s(c) for c in await redis.hkeys(eng.keys.presence_conns("default",
+                                                                                 room))}
+            for conn in present:
+                assert joiners[(conn, room)].view == truth, (conn, room)
+            assert not await redis.exists(pending_diff_key(eng.keys, "default", room),
+                                          pending_states_key(eng.keys, "default", room))
+    finally:
+        await wire.close()
+
+
+async def test_a_sweep_disconnect_redelivered_after_a_crash_still_leaves(redis) -> None:
+    """The sweep's disconnect names no rooms. If the run that applied its user side died
+    before the room side, the redelivery must still find the rooms to leave."""
+    eng = engine(redis)
+    keys = eng.keys
+
+    def ev(seq: int, kind: str, **kw: object) -> GatewayEvent:
+        return GatewayEvent(kind=kind, node="dead", conn="c1", seq=seq, tenant="default",
+                            user="zed", ts=seq, **kw)  # type: ignore[arg-type]
+
+    await eng.apply([ev(1, "connect"), ev(2, "join", room="doc:9")])
+    sweep = ev(2**50, "disconnect")
+    # The crashed first run: only its user side happened.
+    await eng._user(keys=[keys.user_presence("default", "zed"),
+                          keys.user_presence_version("default", "zed"),
+                          keys.user_conn_rooms("default", "zed", "c1"),
+                          keys.user_conn_gone("default", "zed", "c1"),
+                          keys.user_last_seen("default", "zed")],
+                    args=["disconnect", "c1", sweep.seq, "online", "{}", "", 5, 600])
+    await eng.apply([sweep], grace_ms=0)  # the redelivery
+    assert (await eng.room_members("default", ["doc:9"]))["doc:9"]["members"] == []

@@ -3,11 +3,16 @@
 A batch is applied in two pipelined phases (see scripts.py): the user side
 of every event, then the room side using what the first phase returned (the
 user's aggregate status, meta and version, the rooms a connection was in).
-Both phases are idempotent and order-independent, so a redelivered or
-reordered batch ends in the same state and publishes no duplicate diff.
+The batch's last room script on each room also flushes it: the room
+publishes one diff for the whole batch (and the states of its joiners), from
+pending data the room's scripts keep in Redis, so a crash between a change
+and the flush loses no frame (scripts.py says why). Both phases are
+idempotent and order-independent, so a redelivered or reordered batch ends
+in the same state and publishes no duplicate diff.
 
 It returns `PresenceChange`s for backends (users going online or offline,
-members joining or leaving rooms), which `notify.py` forwards.
+members joining or leaving rooms), which `notify.py` forwards. These are per
+event, as each room script saw it, not coalesced like the diffs.
 """
 
 from __future__ import annotations
@@ -56,6 +61,32 @@ class UserResult:
                    tuple(_s(r) for r in raw[4]), tuple(_s(r) for r in raw[5]))
 
 
+@dataclass(frozen=True, slots=True)
+class RoomKeys:
+    """A room's presence keys (all on the room's slot) and its channel."""
+
+    conns: str
+    members: str
+    counts: str
+    user_versions: str
+    pending_leaves: str
+    version: str
+    pending_diff: str
+    pending_states: str
+    channel: str
+
+
+def pending_diff_key(keys: Keys, tenant: str, room: str) -> str:
+    """Hash user id -> the member view observers last saw ('' = none), for every user
+    whose view changed since the room's last published diff (the room's slot)."""
+    return keys.room_tag(tenant, room) + ":pd"
+
+
+def pending_states_key(keys: Keys, tenant: str, room: str) -> str:
+    """Hash conn id -> node channel: joiners whose state the next flush sends."""
+    return keys.room_tag(tenant, room) + ":ps"
+
+
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -92,7 +123,10 @@ class PresenceEngine:
         users = [UserResult.parse(raw) for raw in await pipe.execute()]
 
         changes: list[PresenceChange] = []
-        room_calls: list[tuple[GatewayEvent, str]] = []  # (event, room) of each ROOM_APPLY
+        # The room side, (event, its user result, room, present): True/False for a join or
+        # leave, None for a status change shown in the room. Queued once the last call on
+        # each room is known.
+        room_ops: list[tuple[GatewayEvent, UserResult, str, bool | None]] = []
         pipe = self.redis.pipeline(transaction=False)
         for ev, res in zip(events, users, strict=True):
             member = f"{ev.tenant}\t{ev.user}\t{ev.conn}"
@@ -105,30 +139,47 @@ class PresenceEngine:
                 pipe.sadd(keys.presence_nodes(), ev.node)
                 pipe.sadd(keys.presence_node_conns(ev.node), member)
             if ev.kind == "join" and not res.gone:
-                await self._room_apply(pipe, ev, ev.room, True, res, now, grace)
-                room_calls.append((ev, ev.room))
+                room_ops.append((ev, res, ev.room, True))
             elif ev.kind == "leave" and not res.gone:
-                await self._room_apply(pipe, ev, ev.room, False, res, now, grace)
-                room_calls.append((ev, ev.room))
+                room_ops.append((ev, res, ev.room, False))
             elif ev.kind == "disconnect":
                 pipe.srem(keys.presence_node_conns(ev.node), member)
-                for room in sorted(set(ev.rooms) | set(res.conn_rooms)):
-                    await self._room_apply(pipe, ev, room, False, res, now, grace)
-                    room_calls.append((ev, room))
-            for room in res.user_rooms:  # the user's status or meta changed
-                if ev.kind == "join" and room == ev.room:
-                    continue
-                await self._status(keys=[
-                    keys.presence_members(ev.tenant, room), keys.presence_counts(ev.tenant, room),
-                    keys.presence_user_versions(ev.tenant, room),
-                    keys.presence_version(ev.tenant, room),
-                ], args=[ev.user, res.after, res.meta, res.version,
-                         keys.room_channel(ev.tenant, room), room], client=pipe)
-                room_calls.append((ev, ""))  # not a join/leave: no backend change
+                room_ops += [(ev, res, room, False)
+                             for room in sorted(set(ev.rooms) | set(res.conn_rooms))]
+            room_ops += [(ev, res, room, None) for room in res.user_rooms  # status or meta
+                         if not (ev.kind == "join" and room == ev.room)]
+        # The batch's last call on each room flushes it: one diff per room per batch. It
+        # flushes even when its own event turns out a no-op, so a redelivered batch
+        # publishes what a run that died before its flush left pending.
+        last = {(ev.tenant, room): i for i, (ev, _, room, _) in enumerate(room_ops)}
+        room_keys = {where: self._room_keys(*where) for where in last}
+        joins_leaves: list[tuple[GatewayEvent, str, int]] = []  # (event, room, result index)
+        for i, (ev, res, room, present) in enumerate(room_ops):
+            rk = room_keys[(ev.tenant, room)]
+            flush = "1" if last[(ev.tenant, room)] == i else "0"
+            if present is None:
+                await self._status(keys=[rk.members, rk.counts, rk.user_versions,
+                                         rk.pending_diff, rk.version, rk.pending_states,
+                                         rk.conns],
+                                   args=[ev.user, res.after, res.meta, res.version, flush,
+                                         rk.channel, room], client=pipe)
+                continue
+            if not present and grace > 0:  # indexed first: a pending leave is never orphaned
+                due = now + grace
+                pipe.zadd(keys.presence_due(), {f"{ev.tenant}\t{room}\t{due}": due})
+            await self._room(keys=[
+                rk.conns, rk.members, rk.counts, rk.user_versions, rk.pending_leaves,
+                rk.version, keys.presence_tombstone(ev.tenant, room, ev.conn), rk.pending_diff,
+                rk.pending_states,
+            ], args=[ev.conn, ev.seq, "1" if present else "0", ev.user, ev.name, res.after,
+                     res.meta, res.version, now, grace,
+                     keys.node_channel(ev.node) if present else "", self.tombstone_ttl,
+                     flush, rk.channel, room], client=pipe)
+            joins_leaves.append((ev, room, len(pipe) - 1))  # the script is queued last
         results = await pipe.execute()
-        room_results = [r for r in results if isinstance(r, list)]
-        for (ev, room), raw in zip(room_calls, room_results, strict=True):
-            if not room or len(raw) < 2:
+        for ev, room, at in joins_leaves:
+            raw = results[at]
+            if len(raw) < 2:
                 continue
             kind = _s(raw[1])
             if kind == "joins":
@@ -137,20 +188,17 @@ class PresenceEngine:
                 changes.append(PresenceChange("room_leave", ev.tenant, ev.user, ev.ts, room=room))
         return changes
 
-    async def _room_apply(self, pipe: Any, ev: GatewayEvent, room: str, present: bool,
-                          res: UserResult, now: int, grace: int) -> None:
+    def _room_keys(self, tenant: str, room: str) -> RoomKeys:
         keys = self.keys
-        if not present and grace > 0:  # indexed first, so a pending leave is never orphaned
-            pipe.zadd(keys.presence_due(), {f"{ev.tenant}\t{room}\t{now + grace}": now + grace})
-        node_channel = keys.node_channel(ev.node) if present else ""
-        await self._room(keys=[
-            keys.presence_conns(ev.tenant, room), keys.presence_members(ev.tenant, room),
-            keys.presence_counts(ev.tenant, room), keys.presence_user_versions(ev.tenant, room),
-            keys.presence_pending(ev.tenant, room), keys.presence_version(ev.tenant, room),
-            keys.presence_tombstone(ev.tenant, room, ev.conn),
-        ], args=[ev.conn, ev.seq, "1" if present else "0", ev.user, ev.name, res.after,
-                 res.meta, res.version, now, grace, keys.room_channel(ev.tenant, room), room,
-                 node_channel, self.tombstone_ttl], client=pipe)
+        return RoomKeys(
+            conns=keys.presence_conns(tenant, room), members=keys.presence_members(tenant, room),
+            counts=keys.presence_counts(tenant, room),
+            user_versions=keys.presence_user_versions(tenant, room),
+            pending_leaves=keys.presence_pending(tenant, room),
+            version=keys.presence_version(tenant, room),
+            pending_diff=pending_diff_key(keys, tenant, room),
+            pending_states=pending_states_key(keys, tenant, room),
+            channel=keys.room_channel(tenant, room))
 
     async def expire_due(self, now_ms: int | None = None) -> list[PresenceChange]:
         """Turn pending leaves whose grace ran out into leave diffs.
@@ -166,7 +214,8 @@ class PresenceEngine:
             leaves, _ = await self._expire(keys=[
                 keys.presence_members(tenant, room), keys.presence_counts(tenant, room),
                 keys.presence_user_versions(tenant, room), keys.presence_pending(tenant, room),
-                keys.presence_version(tenant, room),
+                keys.presence_version(tenant, room), pending_diff_key(keys, tenant, room),
+                pending_states_key(keys, tenant, room), keys.presence_conns(tenant, room),
             ], args=[now, keys.room_channel(tenant, room), room])
             changes += [PresenceChange("room_leave", tenant, _user_of(item), now, room=room)
                         for item in leaves]

@@ -5,11 +5,55 @@ Two sides, applied in two phases per batch of events:
 - USER_APPLY (the user's slot): a connection's status, meta and rooms, the
   user's aggregate status (most present of online > busy > away, else offline)
   and a user version bumped whenever that aggregate changes.
-- ROOM_APPLY / ROOM_STATUS / ROOM_EXPIRE (the room's slot): which connections
-  are in the room, the member list observers see, the room's presence version,
-  and the frames: a `diff` on the room channel, the full `state` to a joining
-  connection through its gateway's node channel (published first, same
-  version, so the joiner can drop diffs the state already contains).
+- ROOM_APPLY / ROOM_STATUS (the room's slot): which connections are in the
+  room and the member list observers see. They publish nothing as they
+  change it: they note what changed (below). The batch's last call on each
+  room (flag `flush`) ends with `flush()`, which turns that into frames: ONE
+  `diff` on the room channel carrying the room's next version, and the full
+  `state` for each joining connection through its gateway's node channel
+  (published first, same version, so the joiner drops the diff its state
+  already contains). The flush rides on a call the batch makes anyway, so
+  coalescing costs no extra round trip or script call. ROOM_EXPIRE (pending
+  leaves whose grace ran out) ends with the same flush.
+
+Coalescing (one diff per room per batch, each user at most once with their
+final view): observers of a busy room used to get one frame per event, so a
+room of n members filling up cost O(n^2) frames. Two hashes on the room's slot
+hold what has changed since the room's last published version:
+
+- `pd` (pending diff) user -> the member view observers last saw ('' = not a
+  member). The first script that changes a user's view writes it (HSETNX);
+  later changes keep the first. The flush compares it with the view now:
+  visible now and '' before -> `joins`; visible before and now but different
+  -> `updates`; '' now and visible before -> `leaves` (with the view observers
+  knew); came and went, or changed and changed back -> nothing.
+- `ps` (pending states) conn -> node channel: joiners waiting for a state.
+
+Why pending data in Redis rather than a snapshot kept by the process and a
+compare at the end: a change is committed by one script, its frame published
+by a later one (the flush). If the process dies in between, the batch is
+redelivered (the stream is at-least-once) and its events are then no-ops
+(their seqs are already applied), so a snapshot taken in memory by the second
+run would see no change and the diff would be lost. The `pd`/`ps` hashes
+survive the crash: the redelivered batch touches the same rooms, its last
+call on each still flushes though its event is a no-op, and that flush (or
+any later flush of the room, by any replica, or its pending-leave expiry)
+publishes exactly what is pending, once, since a flush reads, publishes and
+deletes it atomically. A redelivered batch whose diff was already published
+finds `pd` empty and publishes nothing. (A status change whose redelivery no
+longer reaches the room, because the user's aggregate is already stored, is
+published by the room's next flush.) Replicas applying batches to one room
+concurrently share the hashes: whichever flushes first publishes all that is
+pending, the other finds nothing.
+
+Why states are sent by the flush and not mid-batch: a state taken halfway
+through a batch can show a user who then leaves again in the same batch (the
+combined diff, comparing before-batch with after-batch, would say nothing
+about them: a ghost), or a view the batch then changes back. Sent by the
+flush, right after `pd` is emptied, the state is exactly the room at the
+version it carries, and every later diff is relative to it. Clients still
+apply diffs as upserts (`joins`, `updates`) and deletes (`leaves`) keyed by
+user id, which also makes a repeated state harmless.
 
 Order-independence: every change of a connection carries its per-connection
 `seq`; a room applies a join or leave only if its seq is newer than what it
@@ -22,7 +66,8 @@ are `<offset> <frame>`); node channel state payloads are
 `S <conn>\\n<room>\\n<version>\\n<frame>`.
 """
 
-# Shared Lua: the member view, built by hand so equal views are equal strings.
+# Shared Lua: the member view, built by hand so equal views are equal strings, and the
+# flush of what a room's batch changed.
 _VIEW = """
 local function view(user, name, status, count, meta)
   local n = 'null'
@@ -30,15 +75,58 @@ local function view(user, name, status, count, meta)
   return '{"user":{"id":' .. cjson.encode(user) .. ',"name":' .. n .. '},"status":"' .. status ..
          '","connections":' .. count .. ',"meta":' .. meta .. '}'
 end
-local function diff_frame(room, version, kind, items)
-  local parts = {joins = '', leaves = '', updates = ''}
-  parts[kind] = table.concat(items, ',')
-  return '{"type":"presence_update","room":' .. cjson.encode(room) ..
-         ',"data":{"kind":"diff","version":' .. version .. ',"joins":[' .. parts.joins ..
-         '],"leaves":[' .. parts.leaves .. '],"updates":[' .. parts.updates .. ']}}'
-end
-local function publish_diff(channel, room, version, kind, items)
-  redis.call('PUBLISH', channel, '- ' .. version .. ' ' .. diff_frame(room, version, kind, items))
+-- pm: members, pv: version, pd: pending diff (user -> view seen before, '' = none),
+-- ps: pending states (conn -> node channel), pc: connections present.
+-- Publishes the states of waiting joiners, then one diff (if anything visible changed).
+local function flush(pm, pv, pd, ps, pc, channel, room)
+  local pending = redis.call('HGETALL', pd)
+  local joins, leaves, updates = {}, {}, {}
+  if #pending > 0 then
+    redis.call('DEL', pd)
+    local before, users = {}, {}
+    for i = 1, #pending, 2 do
+      before[pending[i]] = pending[i + 1]
+      table.insert(users, pending[i])
+    end
+    table.sort(users)
+    for _, user in ipairs(users) do
+      local was, now = before[user], redis.call('HGET', pm, user)
+      if now then
+        if was == '' then table.insert(joins, now)
+        elseif now ~= was then table.insert(updates, now) end
+      elseif was ~= '' then
+        table.insert(leaves, was)
+      end
+    end
+  end
+  local changed = #joins + #leaves + #updates > 0
+  local version
+  if changed then version = redis.call('INCR', pv) end
+  local waiting = redis.call('HGETALL', ps)
+  if #waiting > 0 then
+    version = version or tonumber(redis.call('GET', pv) or '0')
+    redis.call('DEL', ps)
+    local frame = nil
+    for i = 1, #waiting, 2 do
+      local conn, node = waiting[i], waiting[i + 1]
+      if redis.call('HEXISTS', pc, conn) == 1 then  -- still in the room
+        if not frame then
+          frame = '{"type":"presence_update","room":' .. cjson.encode(room) ..
+            ',"data":{"kind":"state","version":' .. version .. ',"members":[' ..
+            table.concat(redis.call('HVALS', pm), ',') .. ']}}'
+        end
+        redis.call('PUBLISH', node, 'S ' .. conn .. '\\n' .. room .. '\\n' .. version ..
+                   '\\n' .. frame)
+      end
+    end
+  end
+  if changed then
+    redis.call('PUBLISH', channel, '- ' .. version .. ' ' ..
+      '{"type":"presence_update","room":' .. cjson.encode(room) ..
+      ',"data":{"kind":"diff","version":' .. version .. ',"joins":[' ..
+      table.concat(joins, ',') .. '],"leaves":[' .. table.concat(leaves, ',') ..
+      '],"updates":[' .. table.concat(updates, ',') .. ']}}')
+  end
 end
 """
 
@@ -63,11 +151,14 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   if kind ~= 'disconnect' then
     return {'gone', before, before_meta, tonumber(redis.call('GET', KEYS[2]) or '0'), {}, {}}
   end
+  -- A redelivered disconnect (the first run may have died before the rooms were left):
+  -- the connection's rooms are kept as long as its tombstone, so it can finish the job.
+  conn_rooms = redis.call('SMEMBERS', KEYS[3])
 elseif kind == 'disconnect' then
   redis.call('SET', KEYS[4], seq, 'EX', ARGV[8])
   redis.call('HDEL', KEYS[1], conn)
   conn_rooms = redis.call('SMEMBERS', KEYS[3])
-  redis.call('DEL', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[8])
 else
   local cur = redis.call('HGET', KEYS[1], conn)
   local cseq = -1
@@ -103,95 +194,103 @@ return {before, after, after_meta, version, conn_rooms, user_rooms}
 """
 
 ROOM_APPLY = _VIEW + """
--- KEYS: pc, pm, pn, pu, pl, pv, pt (this conn's tombstone)
+-- KEYS: pc, pm, pn, pu, pl, pv, pt (this conn's tombstone), pd, ps
 -- ARGV: conn, seq, present, user, name, status, meta, user_version, now_ms, grace_ms,
---       room channel, room, node channel ('' = send no state), tomb_ttl_s
-local conn, seq, user = ARGV[1], tonumber(ARGV[2]), ARGV[4]
-local tomb = redis.call('GET', KEYS[7])
-if tomb and tonumber(tomb) >= seq then return {0} end
-local cur = redis.call('HGET', KEYS[1], conn)
-if cur and tonumber(string.match(cur, '^(%d+)|')) >= seq then return {0} end
-local present = ARGV[3] == '1'
-local delta = 0
-if present then
-  redis.call('HSET', KEYS[1], conn, seq .. '|' .. user)
-  if not cur then delta = 1 end
-else
-  if cur then redis.call('HDEL', KEYS[1], conn); delta = -1 end
-  redis.call('SET', KEYS[7], seq, 'EX', ARGV[14])
-end
-local count = tonumber(redis.call('HGET', KEYS[3], user) or '0')
-if delta ~= 0 then
-  count = tonumber(redis.call('HINCRBY', KEYS[3], user, delta))
-  if count <= 0 then redis.call('HDEL', KEYS[3], user); count = 0 end
-end
-local visible = redis.call('HGET', KEYS[2], user)
-local status, meta, name = ARGV[6], ARGV[7], ARGV[5]
-local uver = tonumber(ARGV[8])
-local shown = tonumber(redis.call('HGET', KEYS[4], user) or '-1')
-if visible then
-  local old = cjson.decode(visible)
-  if name == '' and old.user.name ~= cjson.null then name = old.user.name end
-  if shown > uver then status, meta = old.status, cjson.encode(old.meta) end
-end
-if status == 'offline' then status = 'online' end
-local kind, item = nil, nil
-if count > 0 then
-  redis.call('ZREM', KEYS[5], user)
-  local v = view(user, name, status, count, meta)
-  if not visible then kind = 'joins' elseif v ~= visible then kind = 'updates' end
-  if kind then
-    redis.call('HSET', KEYS[2], user, v)
-    if uver > shown then redis.call('HSET', KEYS[4], user, uver) end
-    item = v
-  end
-elseif visible then
-  if tonumber(ARGV[10]) <= 0 then
-    redis.call('HDEL', KEYS[2], user)
-    redis.call('HDEL', KEYS[4], user)
-    kind, item = 'leaves', visible
+--       node channel ('' = send no state), tomb_ttl_s,
+--       flush ('1' for the batch's last call on the room), room channel, room
+-- Returns {0} for a stale or repeated event, else {1, kind, view} where kind is what this
+-- event alone did to the member ('joins', 'leaves', 'updates' or ''). With flush, the
+-- room's pending frames are published afterwards, even when the event was a no-op (a
+-- redelivered batch so publishes what a run that died before its flush left pending).
+local function apply()
+  local conn, seq, user = ARGV[1], tonumber(ARGV[2]), ARGV[4]
+  local tomb = redis.call('GET', KEYS[7])
+  if tomb and tonumber(tomb) >= seq then return {0} end
+  local cur = redis.call('HGET', KEYS[1], conn)
+  if cur and tonumber(string.match(cur, '^(%d+)|')) >= seq then return {0} end
+  local present = ARGV[3] == '1'
+  local delta = 0
+  if present then
+    redis.call('HSET', KEYS[1], conn, seq .. '|' .. user)
+    if not cur then delta = 1 end
   else
-    redis.call('ZADD', KEYS[5], tonumber(ARGV[9]) + tonumber(ARGV[10]), user)
+    if cur then redis.call('HDEL', KEYS[1], conn); delta = -1 end
+    redis.call('SET', KEYS[7], seq, 'EX', ARGV[12])
   end
+  local count = tonumber(redis.call('HGET', KEYS[3], user) or '0')
+  if delta ~= 0 then
+    count = tonumber(redis.call('HINCRBY', KEYS[3], user, delta))
+    if count <= 0 then redis.call('HDEL', KEYS[3], user); count = 0 end
+  end
+  local visible = redis.call('HGET', KEYS[2], user)
+  local status, meta, name = ARGV[6], ARGV[7], ARGV[5]
+  local uver = tonumber(ARGV[8])
+  local shown = tonumber(redis.call('HGET', KEYS[4], user) or '-1')
+  if visible then
+    local old = cjson.decode(visible)
+    if name == '' and old.user.name ~= cjson.null then name = old.user.name end
+    if shown > uver then status, meta = old.status, cjson.encode(old.meta) end
+  end
+  if status == 'offline' then status = 'online' end
+  local kind, item = nil, nil
+  if count > 0 then
+    redis.call('ZREM', KEYS[5], user)
+    local v = view(user, name, status, count, meta)
+    if not visible then kind = 'joins' elseif v ~= visible then kind = 'updates' end
+    if kind then
+      redis.call('HSETNX', KEYS[8], user, visible or '')
+      redis.call('HSET', KEYS[2], user, v)
+      if uver > shown then redis.call('HSET', KEYS[4], user, uver) end
+      item = v
+    end
+  elseif visible then
+    if tonumber(ARGV[10]) <= 0 then
+      redis.call('HSETNX', KEYS[8], user, visible)
+      redis.call('HDEL', KEYS[2], user)
+      redis.call('HDEL', KEYS[4], user)
+      kind, item = 'leaves', visible
+    else
+      redis.call('ZADD', KEYS[5], tonumber(ARGV[9]) + tonumber(ARGV[10]), user)
+    end
+  end
+  if present and not cur and ARGV[11] ~= '' then
+    redis.call('HSET', KEYS[9], conn, ARGV[11])  -- its state comes with the flush
+  end
+  return {1, kind or '', item or ''}
 end
-local version = tonumber(redis.call('GET', KEYS[6]) or '0')
-if kind then version = redis.call('INCR', KEYS[6]) end
-if present and not cur and ARGV[13] ~= '' then
-  local members = redis.call('HVALS', KEYS[2])
-  local frame = '{"type":"presence_update","room":' .. cjson.encode(ARGV[12]) ..
-    ',"data":{"kind":"state","version":' .. version .. ',"members":[' ..
-    table.concat(members, ',') .. ']}}'
-  redis.call('PUBLISH', ARGV[13], 'S ' .. conn .. '\\n' .. ARGV[12] .. '\\n' .. version ..
-             '\\n' .. frame)
-end
-if kind then
-  publish_diff(ARGV[11], ARGV[12], version, kind, {item})
-  return {1, kind, item, version}
-end
-return {1, '', '', version}
+local result = apply()
+if ARGV[13] == '1' then flush(KEYS[2], KEYS[6], KEYS[8], KEYS[9], KEYS[1], ARGV[14], ARGV[15]) end
+return result
 """
 
 ROOM_STATUS = _VIEW + """
--- KEYS: pm, pn, pu, pv; ARGV: user, status, meta, user_version, room channel, room
-local user, uver = ARGV[1], tonumber(ARGV[4])
-local visible = redis.call('HGET', KEYS[1], user)
-local count = tonumber(redis.call('HGET', KEYS[2], user) or '0')
-local shown = tonumber(redis.call('HGET', KEYS[3], user) or '-1')
-if not visible or count == 0 or shown >= uver or ARGV[2] == 'offline' then return {0} end
-local old = cjson.decode(visible)
-local name = ''
-if old.user.name ~= cjson.null then name = old.user.name end
-local v = view(user, name, ARGV[2], count, ARGV[3])
-redis.call('HSET', KEYS[3], user, uver)
-if v == visible then return {0} end
-redis.call('HSET', KEYS[1], user, v)
-local version = redis.call('INCR', KEYS[4])
-publish_diff(ARGV[5], ARGV[6], version, 'updates', {v})
-return {1, v, version}
+-- KEYS: pm, pn, pu, pd, pv, ps, pc
+-- ARGV: user, status, meta, user_version, flush ('1' = last call on the room), room channel,
+--       room
+local function apply()
+  local user, uver = ARGV[1], tonumber(ARGV[4])
+  local visible = redis.call('HGET', KEYS[1], user)
+  local count = tonumber(redis.call('HGET', KEYS[2], user) or '0')
+  local shown = tonumber(redis.call('HGET', KEYS[3], user) or '-1')
+  if not visible or count == 0 or shown >= uver or ARGV[2] == 'offline' then return {0} end
+  local old = cjson.decode(visible)
+  local name = ''
+  if old.user.name ~= cjson.null then name = old.user.name end
+  local v = view(user, name, ARGV[2], count, ARGV[3])
+  redis.call('HSET', KEYS[3], user, uver)
+  if v == visible then return {0} end
+  redis.call('HSETNX', KEYS[4], user, visible)
+  redis.call('HSET', KEYS[1], user, v)
+  return {1, v}
+end
+local result = apply()
+if ARGV[5] == '1' then flush(KEYS[1], KEYS[5], KEYS[4], KEYS[6], KEYS[7], ARGV[6], ARGV[7]) end
+return result
 """
 
 ROOM_EXPIRE = _VIEW + """
--- KEYS: pm, pn, pu, pl, pv; ARGV: now_ms, room channel, room
+-- KEYS: pm, pn, pu, pl, pv, pd, ps, pc; ARGV: now_ms, room channel, room
+-- The leaves are published by the flush, with anything else pending in the room.
 local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[1])
 local leaves = {}
 for _, user in ipairs(due) do
@@ -199,16 +298,13 @@ for _, user in ipairs(due) do
   local count = tonumber(redis.call('HGET', KEYS[2], user) or '0')
   local visible = redis.call('HGET', KEYS[1], user)
   if count == 0 and visible then
+    redis.call('HSETNX', KEYS[6], user, visible)
     redis.call('HDEL', KEYS[1], user)
     redis.call('HDEL', KEYS[3], user)
     table.insert(leaves, visible)
   end
 end
-local version = 0
-if #leaves > 0 then
-  version = redis.call('INCR', KEYS[5])
-  publish_diff(ARGV[2], ARGV[3], version, 'leaves', leaves)
-end
+flush(KEYS[1], KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[2], ARGV[3])
 local nxt = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
 return {leaves, nxt[2] or ''}
 """
