@@ -120,6 +120,11 @@ class Sessions(Service):
     port_variable = "SESSIONS_PORT"
 
 
+class Activity(Service):
+    kind = "activity"
+    port_variable = "ACTIVITY_PORT"
+
+
 def token(user: str = "u1", name: str | None = "Ada", tenant: str | None = None,
           rooms: tuple[str, ...] = ("*",), publish: tuple[str, ...] = ("*",), ttl: int = 3600,
           **kw: Any) -> str:

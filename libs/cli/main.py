@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for kind, what in (("gateway", "gateway"), ("presence", "presence service"),
-                       ("sessions", "sessions service")):
+                       ("sessions", "sessions service"), ("activity", "activity service")):
         service = sub.add_parser(kind, help=f"run one {what} process, configured from env")
         service.set_defaults(handler=_service_command(kind))
 

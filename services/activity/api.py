@@ -1,0 +1,200 @@
+"""The activity HTTP API (API key): histories, analytics summaries, live stats.
+
+Bad parameters are 422 with `{"detail": "<param>: <what is wrong>"}`; times are
+milliseconds since the epoch or ISO 8601 (a time without a zone is UTC).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from goldwire.activity.events import KINDS
+from goldwire.activity.queries import DAY_MS, CursorError, history_page
+from goldwire.activity.service import ActivityService
+from goldwire.activity.settings import ActivitySettings
+from goldwire.protocol.messages import MessageType
+from goldwire.protocol.names import DEFAULT_TENANT, TenantName, UserId, is_room
+from goldwire.service import add_health_routes, api_key_checker, prometheus_text
+
+Tenant = Annotated[TenantName, Query(description="the tenant (default `default`)")]
+Limit = Annotated[int, Query(ge=1, le=200)]
+TYPES = frozenset(KINDS | {t.value for t in MessageType})
+MAX_WINDOW_DAYS = 400
+
+
+def service_of(request: Request) -> ActivityService:
+    return request.state.service
+
+
+require_api_key = api_key_checker(lambda request: service_of(request).settings.api_key_set())
+
+
+def bad(message: str) -> HTTPException:
+    return HTTPException(422, message)
+
+
+def parse_time(name: str, value: str | None) -> int | None:
+    """Milliseconds since the epoch, or ISO 8601 (naive = UTC); else 422."""
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    if text.lstrip("-").isdigit():
+        ms = int(text)
+    else:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise bad(f"{name}: expected milliseconds since the epoch or an ISO 8601 time, "
+                      f"got {value!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        ms = int(moment.timestamp() * 1000)
+    if not 0 <= ms < 10**14:
+        raise bad(f"{name}: {value!r} is out of range")
+    return ms
+
+
+def parse_types(value: str | None) -> frozenset[str] | None:
+    if not value:
+        return None
+    names = frozenset(t.strip() for t in value.split(",") if t.strip())
+    unknown = sorted(names - TYPES)
+    if unknown:
+        raise bad(f"type: unknown {unknown[0]!r}; known: {', '.join(sorted(TYPES))}")
+    return names or None
+
+
+def time_range(since: str | None, until: str | None, names: tuple[str, str]) -> tuple[
+        int | None, int | None]:
+    lo, hi = parse_time(names[0], since), parse_time(names[1], until)
+    if lo is not None and hi is not None and lo > hi:
+        raise bad(f"{names[0]} is after {names[1]}")
+    return lo, hi
+
+
+def window(start: str | None, end: str | None, default_ms: int) -> tuple[int, int]:
+    lo, hi = time_range(start, end, ("from", "to"))
+    hi = int(time.time() * 1000) if hi is None else hi
+    lo = hi - default_ms if lo is None else lo
+    if lo >= hi:
+        raise bad("from must be before to")
+    if hi - lo > MAX_WINDOW_DAYS * DAY_MS:
+        raise bad(f"the window from..to is longer than {MAX_WINDOW_DAYS} days")
+    return lo, hi
+
+
+def create_app(settings: ActivitySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ActivityService]]:
+        service = ActivityService(settings)
+        await service.start()
+        try:
+            yield {"service": service}
+        finally:
+            await service.stop()
+
+    app = FastAPI(title="Goldwire activity", version="1", lifespan=lifespan)
+    auth = [Depends(require_api_key)]
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(x) for x in err.get("loc", ())[1:]) or "request"
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        return JSONResponse({"detail": "; ".join(parts)}, status_code=422)
+
+    async def page(service: ActivityService, key: str, type_: str | None, since: str | None,
+                   until: str | None, cursor: str | None, limit: int) -> dict[str, Any]:
+        types = parse_types(type_)
+        lo, hi = time_range(since, until, ("since", "until"))
+        try:
+            items, nxt = await history_page(service.redis, key, types=types, since=lo,
+                                            until=hi, cursor=cursor or None, limit=limit)
+        except CursorError as exc:
+            raise bad(str(exc)) from None
+        return {"items": items, "next": nxt}
+
+    @app.get("/v1/activity/users/{user:path}/summary", dependencies=auth)
+    async def user_summary(user: Annotated[UserId, Path()], tenant: Tenant = DEFAULT_TENANT,
+                           from_: Annotated[str | None, Query(alias="from")] = None,
+                           to: str | None = None,
+                           service: ActivityService = Depends(service_of)) -> dict[str, Any]:
+        """Last active, rooms visited, time in rooms, messages sent (whole UTC days)."""
+        lo, hi = window(from_, to, 30 * DAY_MS)
+        return await service.analytics.user_summary(tenant, user, lo, hi)
+
+    @app.get("/v1/activity/users/{user:path}", dependencies=auth)
+    async def user_history(user: Annotated[UserId, Path()], tenant: Tenant = DEFAULT_TENANT,
+                           type: str | None = None, since: str | None = None,
+                           until: str | None = None, cursor: str | None = None,
+                           limit: Limit = 50,
+                           service: ActivityService = Depends(service_of)) -> dict[str, Any]:
+        """The user's activity, newest first: `{"items": [...], "next": cursor | null}`."""
+        key = service.keys.activity(tenant, "user_history", user)
+        return await page(service, key, type, since, until, cursor, limit)
+
+    @app.get("/v1/activity/rooms/{room:path}", dependencies=auth)
+    async def room_history(room: str, tenant: Tenant = DEFAULT_TENANT,
+                           type: str | None = None, since: str | None = None,
+                           until: str | None = None, cursor: str | None = None,
+                           limit: Limit = 50,
+                           service: ActivityService = Depends(service_of)) -> dict[str, Any]:
+        """The room's activity, newest first: `{"items": [...], "next": cursor | null}`."""
+        if not is_room(room):
+            raise bad(f"room: not a room name: {room!r}")
+        key = service.keys.activity(tenant, "room_history", room)
+        return await page(service, key, type, since, until, cursor, limit)
+
+    @app.get("/v1/analytics/summary", dependencies=auth)
+    async def summary(tenant: Tenant = DEFAULT_TENANT,
+                      from_: Annotated[str | None, Query(alias="from")] = None,
+                      to: str | None = None, room: str | None = None,
+                      top: Annotated[int, Query(ge=1, le=100)] = 10,
+                      service: ActivityService = Depends(service_of)) -> dict[str, Any]:
+        """Counts, messages by type, top rooms, distinct active users and a series
+        (hourly up to 48 h, else daily) over [from, to), widened to whole hours;
+        `from` defaults to 24 h before `to`, `to` to now."""
+        if room is not None and not is_room(room):
+            raise bad(f"room: not a room name: {room!r}")
+        lo, hi = window(from_, to, DAY_MS)
+        return await service.analytics.summary(tenant, lo, hi, top=top, room=room)
+
+    @app.get("/v1/analytics/live", dependencies=auth)
+    async def live(tenant: Tenant = DEFAULT_TENANT,
+                   service: ActivityService = Depends(service_of)) -> dict[str, Any]:
+        """Connections, members per room, messages per second over the last minute."""
+        return await service.analytics.live(tenant)
+
+    async def checks(request: Request) -> dict[str, bool]:
+        service = service_of(request)
+        await service.redis.ping()
+        lag = await service.consumer.lag()
+        return {"consumer": service.running(), "redis": True,
+                "lag_ok": lag <= service.settings.activity_ready_max_lag}
+
+    async def metrics(request: Request) -> str:
+        service = service_of(request)
+        try:
+            await service.consumer.lag()
+        except Exception:
+            pass  # the last known lag is still worth reporting
+        st, counts = service.consumer.stats, service.stats
+        names = ("events_seen", "events_recorded", "events_duplicate", "events_too_old",
+                 "events_replayed", "events_skipped", "rollups", "rolled_up_counters", "trims",
+                 "trimmed_entries", "swept_connections", "stats_pushed", "job_runner_restarts")
+        values: dict[str, float] = {f"{n}_total": counts[n] for n in names}
+        values.update(stream_claimed_total=st.claimed, stream_failures_total=st.failures,
+                      stream_lag=st.lag)
+        return prometheus_text("goldwire_activity", values)
+
+    add_health_routes(app, checks, metrics)
+    return app

@@ -1,0 +1,150 @@
+"""arq jobs of the activity service: live stats, roll-ups, retention, dead-gateway sweep.
+
+Every job is safe to run twice or concurrently on two replicas (arq runs a cron tick
+once in the usual case, but nothing here depends on it): live stats only read and
+publish a snapshot; the roll-up folds a minute by its difference from what it
+already added (written in the same call) and recomputes day user counts; the trim
+removes by time; a sweep's made-up disconnects have fixed ids, so the duplicate
+check drops a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from goldwire.activity.events import ActivityEvent
+
+log = logging.getLogger("goldwire.activity.jobs")
+
+# A sweep's disconnect outranks anything the dead gateway may still have in flight.
+SWEEP_SEQ = 2**50
+LIVE_SECONDS_KEPT = 120
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def live_stats(ctx: dict[str, Any]) -> int:
+    """Every second: each tenant's live stats, pushed to its `system:stats` room."""
+    service = ctx["service"]
+    pushed = 0
+    now = now_ms()
+    for tenant in await service.tenants():
+        stats = await service.analytics.live(tenant, now)
+        if await service.push_stats(tenant, stats):
+            pushed += 1
+        if now // 1000 % 10 == 0:
+            await trim_live_seconds(service, tenant, now)
+    service.stats["live_ticks"] += 1
+    service.stats["stats_pushed"] += pushed
+    return pushed
+
+
+async def trim_live_seconds(service: Any, tenant: str, now: int) -> None:
+    key = service.keys.activity(tenant, "live_seconds")
+    oldest = now // 1000 - LIVE_SECONDS_KEPT
+    old = [f for f in await service.redis.hkeys(key) if int(f) < oldest]
+    if old:
+        await service.redis.hdel(key, *old)
+
+
+async def rollup(ctx: dict[str, Any]) -> int:
+    """Minute -> hour -> day: fold the minutes that changed, then recompute the distinct
+    users of the days that changed. Returns how many counters moved."""
+    service = ctx["service"]
+    settings, keys, redis = service.settings, service.keys, service.redis
+    hour_ttl = settings.retention_ms // 1000 + 2 * 86400
+    day_ttl = settings.activity_rollup_days * 86400
+    moved = 0
+    for tenant in await service.tenants():
+        tag = keys.activity_tag(tenant)
+        dirty = keys.activity(tenant, "dirty_minutes")
+        for minute, version in await redis.zrange(dirty, 0, -1, withscores=True,
+                                                  score_cast_func=bytes):
+            moved += int(await service.fold_minute(
+                keys=[dirty], args=[tag, minute, version, hour_ttl, day_ttl]))
+        dirty = keys.activity(tenant, "dirty_days")
+        for day, version in await redis.zrange(dirty, 0, -1, withscores=True,
+                                               score_cast_func=bytes):
+            await service.users_day_script(
+                keys=[dirty], args=[tag, day, version, settings.activity_exact_users, day_ttl])
+    service.stats["rollups"] += 1
+    service.stats["rolled_up_counters"] += moved
+    return moved
+
+
+async def trim_retention(ctx: dict[str, Any]) -> int:
+    """Remove history entries older than the retention window, by event time.
+
+    Roll-ups (hour and day counters, top rooms, distinct users) have their own,
+    longer lifetimes and are not touched. Returns how many entries were removed.
+    """
+    service = ctx["service"]
+    keys, redis = service.keys, service.redis
+    cutoff = now_ms() - service.settings.retention_ms
+    removed = 0
+    for tenant in await service.tenants():
+        for index, part in (("last_active", "user_history"), ("room_index", "room_history")):
+            index_key = keys.activity(tenant, index)
+            names: list[bytes] = []
+            async for name, _ in redis.zscan_iter(index_key, count=1000):
+                names.append(name)
+                if len(names) == 1000:
+                    removed += await _trim(redis, keys, tenant, part, names, cutoff)
+                    names = []
+            removed += await _trim(redis, keys, tenant, part, names, cutoff)
+            await redis.zremrangebyscore(index_key, "-inf", f"({cutoff}")
+        removed += await redis.zremrangebyscore(keys.activity(tenant, "api_history"),
+                                                "-inf", f"({cutoff}")
+    service.stats["trims"] += 1
+    service.stats["trimmed_entries"] += removed
+    log.info("retention trim removed %d entries", removed)
+    return removed
+
+
+async def _trim(redis: Any, keys: Any, tenant: str, part: str, names: list[bytes],
+                cutoff: int) -> int:
+    if not names:
+        return 0
+    pipe = redis.pipeline(transaction=False)
+    for name in names:
+        pipe.zremrangebyscore(keys.activity(tenant, part, name.decode()), "-inf", f"({cutoff}")
+    return sum(await pipe.execute())
+
+
+async def sweep_dead_nodes(ctx: dict[str, Any]) -> int:
+    """End the connections of gateways whose liveness key expired (no disconnect came)."""
+    service = ctx["service"]
+    keys, redis = service.keys, service.redis
+    ended = 0
+    for tenant in await service.tenants():
+        nodes = [n.decode() for n in await redis.hkeys(keys.activity(tenant, "live_nodes"))]
+        if not nodes:
+            continue
+        pipe = redis.pipeline(transaction=False)
+        for node in nodes:
+            pipe.exists(keys.node_alive(node))
+        dead = {node for node, alive in zip(nodes, await pipe.execute(), strict=True)
+                if not alive}
+        if not dead:
+            continue
+        now = now_ms()
+        events = []
+        async for conn, value in redis.hscan_iter(keys.activity(tenant, "live_conns"),
+                                                  count=1000):
+            user, _, node = value.decode().partition("\t")
+            if node in dead:
+                events.append(ActivityEvent(
+                    id=f"sweep-{conn.decode()}", kind="disconnect", ts=now, tenant=tenant,
+                    user=user, conn=conn.decode(), seq=SWEEP_SEQ, node=node, swept=True))
+        if events:
+            await service.recorder.record_events(events, now)
+        else:  # counts without connections behind them
+            await redis.hdel(keys.activity(tenant, "live_nodes"), *dead)
+        ended += len(events)
+        log.info("swept dead gateways %s: %d connections", sorted(dead), len(events))
+    service.stats["swept_connections"] += ended
+    return ended

@@ -1,0 +1,120 @@
+"""The activity process: stream consumer, arq jobs and HTTP API around the recorder."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from typing import Any
+
+from arq import cron
+from arq.connections import RedisSettings
+from arq.worker import Worker
+from redis.asyncio import Redis
+
+from goldwire.activity import jobs, scripts
+from goldwire.activity.consumer import PipelinedConsumer
+from goldwire.activity.queries import Analytics
+from goldwire.activity.recorder import Prepared, Recorder
+from goldwire.activity.settings import ActivitySettings
+from goldwire.protocol.keys import Keys
+from goldwire.protocol.messages import MessageType
+from goldwire.protocol.scripts import PUBLISH_ROOM, room_frame_parts
+from goldwire.service import run_supervised
+
+log = logging.getLogger("goldwire.activity")
+
+SERVICE = "activity"
+STATS_TTL_MS = 3_600_000  # the stats room's history outlives a dashboard's reconnect
+
+
+class ActivityService:
+    def __init__(self, settings: ActivitySettings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.redis = Redis.from_url(settings.redis_url, socket_timeout=10,
+                                    socket_connect_timeout=5)
+        # XREADGROUP BLOCK needs a socket that waits longer than the block.
+        self._stream_redis = Redis.from_url(settings.redis_url, socket_timeout=None,
+                                            socket_connect_timeout=5, socket_keepalive=True)
+        self.recorder = Recorder(self.redis, self.keys, settings)
+        self.analytics = Analytics(self.redis, self.keys, settings.activity_exact_users)
+        self.fold_minute = self.redis.register_script(scripts.FOLD_MINUTE)
+        self.users_day_script = self.redis.register_script(scripts.USERS_DAY)
+        self._publish_room = self.redis.register_script(PUBLISH_ROOM)
+        self.consumer = PipelinedConsumer(
+            self._stream_redis, self.keys.events(), self.keys.consumer_group(SERVICE),
+            self.recorder.prepare, self.apply, batch=settings.activity_batch,
+            claim_idle_ms=int(settings.activity_claim_idle * 1000))
+        self.stats: Counter[str] = Counter()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> None:
+        await self.consumer.ensure_group()
+        self._tasks = [
+            asyncio.create_task(self.consumer.run(), name="activity-consumer"),
+            asyncio.create_task(run_supervised(SERVICE, self._build_worker, self.stats),
+                                name="activity-arq"),
+        ]
+        log.info("activity consumer %s started", self.consumer.name)
+
+    def _build_worker(self) -> Worker:
+        s = self.settings
+        every = max(1, s.activity_rollup_interval)
+        trim_every = max(1, s.activity_trim_minutes)
+        cron_jobs = [
+            cron(jobs.live_stats, name="live_stats", second=set(range(60))),
+            cron(jobs.rollup, name="rollup", second=set(range(0, 60, every)),
+                 run_at_startup=True),
+            cron(jobs.trim_retention, name="trim_retention",
+                 minute=set(range(0, 60, trim_every)), second={30}, run_at_startup=True),
+        ]
+        if s.activity_sweep_interval > 0:
+            cron_jobs.append(cron(jobs.sweep_dead_nodes, name="sweep_dead_nodes",
+                                  second=set(range(0, 60, s.activity_sweep_interval))))
+        return Worker(
+            functions=[], cron_jobs=cron_jobs,
+            redis_settings=RedisSettings.from_dsn(s.redis_url),
+            queue_name=self.keys.job_queue(SERVICE),
+            ctx={"service": self}, handle_signals=False, poll_delay=0.2, keep_result=0,
+            max_jobs=10, log_results=False,
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stream_redis.aclose()
+        await self.redis.aclose()
+
+    async def apply(self, prepared: Prepared) -> None:
+        """Record one prepared batch (the consumer acknowledges it afterwards)."""
+        result = await self.recorder.apply(prepared)
+        self.stats["events_seen"] += prepared.seen
+        self.stats["events_recorded"] += result.recorded
+        self.stats["events_duplicate"] += result.duplicates
+        self.stats["events_too_old"] += result.too_old
+        self.stats["events_replayed"] += result.replayed
+        self.stats["events_skipped"] += result.skipped
+
+    async def tenants(self) -> list[str]:
+        return sorted(t.decode() for t in await self.redis.smembers(self.keys.activity_tenants()))
+
+    async def push_stats(self, tenant: str, stats: dict[str, Any]) -> bool:
+        """Publish `stats` to the tenant's stats room through the normal room publish
+        path (history + pub/sub in one call), when anyone listens to the room."""
+        room = self.settings.activity_stats_room
+        channel = self.keys.room_channel(tenant, room)
+        listeners = await self.redis.pubsub_numsub(channel)
+        if not listeners or not listeners[0][1]:
+            return False
+        head, tail = room_frame_parts(MessageType.SYSTEM_MESSAGE.value, room,
+                                      {"kind": "stats", **stats})
+        meta = self.keys.room_meta(tenant, room)
+        await self._publish_room(
+            keys=[self.keys.history(tenant, room), meta, meta],
+            args=[channel, head, tail, self.settings.activity_stats_history, STATS_TTL_MS, "0"])
+        return True
+
+    def running(self) -> bool:
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
