@@ -201,3 +201,28 @@ def test_generated_input_never_gets_a_5xx(stack, path_part, since, limit, rooms,
                              ("POST", "/v2/sync/notifications/ack")):
             resp = http.request(method, path, content=json.dumps(body), headers=headers)
             assert resp.status_code < 500 or resp.status_code == 409, (path, body, resp.text)
+
+
+async def test_api_use_is_recorded_for_the_activity_service(stack, http, redis_server) -> None:
+    import redis.asyncio as aioredis
+
+    from goldwire.protocol.keys import Keys
+
+    gw = stack[0]
+    user = "api-" + uuid.uuid4().hex[:4]
+    assert (await http.get("/v2/sync/preferences", headers=bearer(token(user)))).status_code \
+        == 200
+    assert (await http.get("/v2/sync/preferences")).status_code == 401
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        for _ in range(50):
+            entries = [f for _, f in await client.xrange(Keys(gw.prefix).events())
+                       if f.get("kind") == "api" and f.get("route") == "/v2/sync/preferences"]
+            if any(e.get("user") == user for e in entries):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+    mine = [e for e in entries if e.get("user") == user]
+    assert mine and mine[-1]["method"] == "GET" and mine[-1]["code"] == "200"
+    assert any(e["code"] == "401" and "user" not in e for e in entries)

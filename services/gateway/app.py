@@ -20,6 +20,7 @@ from goldwire.gateway.publish_api import router as publish_router
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.gateway.sync_api import Forwarder
 from goldwire.gateway.sync_api import router as sync_router
+from goldwire.protocol.names import DEFAULT_TENANT
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -37,6 +38,22 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app = FastAPI(title="Goldwire gateway", version="1", lifespan=lifespan)
     app.include_router(publish_router)
     app.include_router(sync_router)
+
+    @app.middleware("http")
+    async def record_api_use(request: Request, call_next: Any) -> Any:
+        """Every /v1 and /v2 call becomes an `api` event (route, method, status, and
+        the user when a token said who), for the activity service."""
+        response = await call_next(request)
+        if request.url.path.startswith(("/v1/", "/v2/")):
+            route = request.scope.get("route")
+            who = getattr(request.state, "principal", None)
+            node: GatewayNode = request.state.node
+            node.outbox.event("api", None, method=request.method,
+                              route=getattr(route, "path", request.url.path),
+                              code=response.status_code,
+                              user=who.user_id if who else None,
+                              tenant=who.tenant if who else DEFAULT_TENANT)
+        return response
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -168,9 +168,11 @@ async def current_principal(request: Request,
         raise SyncError(401, ErrorCode.UNAUTHORIZED,
                         "missing token: send 'Authorization: Bearer <jwt>'")
     try:
-        return node.verifier.verify(token.strip())
+        principal = node.verifier.verify(token.strip())
     except AuthError as exc:
         raise SyncError(401, ErrorCode.UNAUTHORIZED, str(exc)) from None
+    request.state.principal = principal  # for the api event the app records
+    return principal
 
 
 User = Annotated[Principal, Depends(current_principal)]
