@@ -42,6 +42,11 @@ def dev_defaults(environ: Mapping[str, str]) -> dict[str, str]:
         generated["JWT_SECRET"] = secrets.token_urlsafe(32)
     if not env_value(environ, "API_KEYS"):
         generated["API_KEYS"] = "dev-" + secrets.token_hex(16)
+    # The gateway reaches the services at <KIND>_URL: follow a changed host or port.
+    for kind, port in (("PRESENCE", "8001"), ("SESSIONS", "8002"), ("ACTIVITY", "8003")):
+        if not env_value(environ, f"{kind}_URL"):
+            host = env_value(environ, f"{kind}_HOST", "127.0.0.1")
+            generated[f"{kind}_URL"] = f"http://{host}:{env_value(environ, f'{kind}_PORT', port)}"
     return generated
 
 
