@@ -212,6 +212,15 @@ async def test_analytics_summary_counts_top_rooms_and_active_users(recorded) -> 
     assert h["room"] == {"room": "doc:2", "messages": 2}
     assert h["active_users"] == 2
 
+    # Per minute: day 1, 08:00-08:05, three document updates in doc:3 (08:01, :02, :03).
+    m = await get(service, "/v1/analytics/minutes", tenant="acme", room="doc:3",
+                  **{"from": at(D1, 8), "to": at(D1, 8, 5)})
+    assert m["resolution"] == "minute"
+    assert [(p["t"], p["messages"], p["room_messages"]) for p in m["series"]] == [
+        (at(D1, 8), 0, 0), (at(D1, 8, 1), 1, 1), (at(D1, 8, 2), 1, 1), (at(D1, 8, 3), 1, 1),
+        (at(D1, 8, 4), 0, 0)]
+    assert m["series"][1]["messages_by_type"] == {"document_update": 1}
+
     other = await until(lambda: get_nonzero(service, "other"))
     assert other["api"] == {"GET /v2/sync/presence 200": 1}
     assert other["active_users"] == 3

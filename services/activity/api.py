@@ -168,6 +168,18 @@ def create_app(settings: ActivitySettings) -> FastAPI:
         lo, hi = window(from_, to, DAY_MS)
         return await service.analytics.summary(tenant, lo, hi, top=top, room=room)
 
+    @app.get("/v1/analytics/minutes", dependencies=auth)
+    async def minutes(tenant: Tenant = DEFAULT_TENANT,
+                      from_: Annotated[str | None, Query(alias="from")] = None,
+                      to: str | None = None, room: str | None = None,
+                      service: ActivityService = Depends(service_of)) -> dict[str, Any]:
+        """Messages per minute (and per type, and for one room) over [from, to): the
+        last three hours of the window at most; `from` defaults to an hour before `to`."""
+        if room is not None and not is_room(room):
+            raise bad(f"room: not a room name: {room!r}")
+        lo, hi = window(from_, to, 3_600_000)
+        return await service.analytics.minutes(tenant, lo, hi, room)
+
     @app.get("/v1/analytics/live", dependencies=auth)
     async def live(tenant: Tenant = DEFAULT_TENANT,
                    service: ActivityService = Depends(service_of)) -> dict[str, Any]:

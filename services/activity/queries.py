@@ -38,6 +38,10 @@ LIVE_WINDOW_S = 60
 EM_MESSAGE = 2**24  # a user-day's `em` counter is events + EM_MESSAGE * messages
 
 
+MIN_MS = 60_000
+MAX_MINUTES = 180  # one request's minute series: three hours
+
+
 class CursorError(ValueError):
     """A cursor that this service did not make."""
 
@@ -226,6 +230,28 @@ class Analytics:
         if room is not None:
             result["room"] = {"room": room, "messages": sum(room_counts)}
         return result
+
+    async def minutes(self, tenant: str, start_ms: int, end_ms: int,
+                      room: str | None = None) -> dict[str, Any]:
+        """Per-minute counts over [start, end) (at most MAX_MINUTES minutes; minute
+        counters are kept two days): events, messages, messages by type and, with
+        `room`, that room's messages."""
+        first, last = start_ms // MIN_MS, (end_ms - 1) // MIN_MS
+        minutes = list(range(max(first, last - MAX_MINUTES + 1), last + 1))
+        pipe = self.redis.pipeline(transaction=False)
+        for minute in minutes:
+            pipe.hgetall(self.keys.activity(tenant, "minute", minute))
+        raw = await pipe.execute()
+        series = []
+        for minute, fields in zip(minutes, raw, strict=True):
+            c: Counter[str] = Counter({_s(k): int(v) for k, v in fields.items()})
+            point: dict[str, Any] = {"t": minute * MIN_MS, "events": _events(c),
+                                     "messages": _messages(c),
+                                     "messages_by_type": _prefixed(c, "t:")}
+            if room is not None:
+                point["room_messages"] = c[f"r:{room}"]
+            series.append(point)
+        return {"tenant": tenant, "resolution": "minute", "series": series}
 
     @staticmethod
     def _buckets(units: list[Unit], hourly: bool) -> list[list[int]]:
