@@ -226,3 +226,28 @@ async def test_api_use_is_recorded_for_the_activity_service(stack, http, redis_s
     mine = [e for e in entries if e.get("user") == user]
     assert mine and mine[-1]["method"] == "GET" and mine[-1]["code"] == "200"
     assert any(e["code"] == "401" and "user" not in e for e in entries)
+
+
+async def test_own_activity_through_the_gateway(redis_server, key_prefix) -> None:
+    from tests.support import Activity
+
+    activity = Activity(redis_server.url, key_prefix).start()
+    gw = Gateway(redis_server.url, key_prefix, activity_url=activity.http).start()
+    try:
+        user = "act-" + uuid.uuid4().hex[:4]
+        c = await Client.open(gw.url, token(user), rooms=[{"room": "doc:act"}])
+        await c.ok("publish", room="doc:act", type="user_message", data={})
+        await c.close()
+        async with httpx.AsyncClient(base_url=gw.http, timeout=10) as http:
+            for _ in range(100):
+                data = (await http.get("/v2/sync/activity", headers=bearer(token(user)))).json()
+                if len(data.get("items", [])) >= 4:
+                    break
+                await asyncio.sleep(0.1)
+            kinds = [item["kind"] for item in data["items"]]
+            assert kinds[:4] == ["disconnect", "publish", "join", "connect"]  # newest first
+            other = (await http.get("/v2/sync/activity", headers=bearer(token("someone")))).json()
+            assert other["items"] == []
+    finally:
+        gw.terminate()
+        activity.terminate()
