@@ -78,6 +78,7 @@ class StreamConsumer:
                 try:
                     await self.ensure_group()
                     if own_pending:
+                        await self._drain()
                         entries = await self._read("0")
                         if not entries:
                             own_pending = False
@@ -86,9 +87,11 @@ class StreamConsumer:
                         if time.monotonic() >= next_claim:
                             next_claim = time.monotonic() + self.claim_every
                             await self._claim_dead()
-                        entries = await self._read(">")
+                        entries = await self._read_next()
                     if entries:
                         await self._process(entries)
+                    else:
+                        await self._drain()
                     delay = 0.1
                 except asyncio.CancelledError:
                     raise
@@ -101,10 +104,23 @@ class StreamConsumer:
                     delay = min(delay * 2, 5.0)
         finally:
             self.stats.running = False
+            await self._abandon()
 
-    async def _read(self, start: str) -> list[Entry]:
+    # --- what a subclass may change (see the activity service's pipelined reader) --------
+    async def _read_next(self) -> list[Entry]:
+        """New entries, waiting up to `block_ms` for some."""
+        return await self._read(">")
+
+    async def _drain(self) -> None:
+        """Finish work still in flight (nothing is, here: a batch is done when handled)."""
+
+    async def _abandon(self) -> None:
+        """The loop ends: drop work in flight (it stays pending and is redelivered)."""
+
+    async def _read(self, start: str, block: bool = True) -> list[Entry]:
         res = await self.redis.xreadgroup(self.group, self.name, {self.stream: start},
-                                          count=self.batch, block=self.block_ms)
+                                          count=self.batch,
+                                          block=self.block_ms if block else None)
         if not res:
             return []
         return [(eid, fields) for eid, fields in res[0][1] if fields]

@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from goldwire.streams import StreamConsumer
 from goldwire.streams.consumer import Entry
-
-log = logging.getLogger("goldwire.activity.consumer")
 
 Prepare = Callable[[list[Entry]], Any]
 Apply = Callable[[Any], Coroutine[Any, Any, None]]
@@ -47,56 +43,19 @@ class PipelinedConsumer(StreamConsumer):
     async def _never(entries: list[Entry]) -> None:
         raise AssertionError("PipelinedConsumer prepares and applies; it has no handler")
 
-    async def run(self) -> None:
-        delay = 0.1
-        own_pending = True  # after a start or a failure, first finish what we hold
-        next_claim = 0.0
-        self.stats.running = True
-        try:
-            while True:
-                try:
-                    await self.ensure_group()
-                    if own_pending:
-                        await self._settle(0)
-                        entries = await self._read("0")
-                        if not entries:
-                            own_pending = False
-                            continue
-                    else:
-                        if time.monotonic() >= next_claim:
-                            next_claim = time.monotonic() + self.claim_every
-                            await self._claim_dead()
-                        # With a batch in flight, do not wait for new entries: settle it.
-                        entries = await self._read_new(block=not self._inflight)
-                    if entries:
-                        await self._process(entries)
-                    else:
-                        await self._settle(0)
-                    delay = 0.1
-                except asyncio.CancelledError:
-                    raise
-                except (RedisError, OSError) as exc:
-                    self.stats.failures += 1
-                    own_pending = True
-                    log.warning("%s: stream read/record failed (%s); retry in %.1fs",
-                                self.group, exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-        finally:
-            self.stats.running = False
-            for task, _ in self._inflight:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-            self._inflight.clear()
+    async def _read_next(self) -> list[Entry]:
+        # With a batch in flight, do not wait for new entries: settle it instead.
+        return await self._read(">", block=not self._inflight)
 
-    async def _read_new(self, block: bool) -> list[Entry]:
-        res = await self.redis.xreadgroup(self.group, self.name, {self.stream: ">"},
-                                          count=self.batch,
-                                          block=self.block_ms if block else None)
-        if not res:
-            return []
-        return [(eid, fields) for eid, fields in res[0][1] if fields]
+    async def _drain(self) -> None:
+        await self._settle(0)
+
+    async def _abandon(self) -> None:
+        for task, _ in self._inflight:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        self._inflight.clear()
 
     async def _process(self, entries: list[Entry]) -> None:
         prepared = self.prepare(entries)  # while earlier batches run in Redis

@@ -10,7 +10,6 @@ from typing import Any
 from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import Worker
-from redis.asyncio import Redis
 
 from goldwire.activity import jobs, scripts
 from goldwire.activity.consumer import PipelinedConsumer
@@ -20,7 +19,7 @@ from goldwire.activity.settings import ActivitySettings
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import MessageType
 from goldwire.protocol.scripts import PUBLISH_ROOM, room_frame_parts
-from goldwire.service import run_supervised
+from goldwire.service import redis_clients, run_supervised
 
 log = logging.getLogger("goldwire.activity")
 
@@ -32,11 +31,7 @@ class ActivityService:
     def __init__(self, settings: ActivitySettings) -> None:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
-        self.redis = Redis.from_url(settings.redis_url, socket_timeout=10,
-                                    socket_connect_timeout=5)
-        # XREADGROUP BLOCK needs a socket that waits longer than the block.
-        self._stream_redis = Redis.from_url(settings.redis_url, socket_timeout=None,
-                                            socket_connect_timeout=5, socket_keepalive=True)
+        self.redis, self._stream_redis = redis_clients(settings.redis_url)
         self.recorder = Recorder(self.redis, self.keys, settings)
         self.analytics = Analytics(self.redis, self.keys, settings.activity_exact_users)
         self.fold_minute = self.redis.register_script(scripts.FOLD_MINUTE)

@@ -12,7 +12,6 @@ import httpx
 from arq import cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker, func
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from goldwire.presence import jobs
@@ -21,7 +20,7 @@ from goldwire.presence.events import parse_event
 from goldwire.presence.notify import publish_changes
 from goldwire.presence.settings import PresenceSettings
 from goldwire.protocol.keys import Keys
-from goldwire.service import run_supervised
+from goldwire.service import redis_clients, run_supervised
 from goldwire.streams import StreamConsumer
 
 log = logging.getLogger("goldwire.presence")
@@ -34,11 +33,7 @@ class PresenceService:
     def __init__(self, settings: PresenceSettings) -> None:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
-        self.redis = Redis.from_url(settings.redis_url, socket_timeout=10,
-                                    socket_connect_timeout=5)
-        # XREADGROUP BLOCK needs a socket that waits longer than the block.
-        self._stream_redis = Redis.from_url(settings.redis_url, socket_timeout=None,
-                                            socket_connect_timeout=5, socket_keepalive=True)
+        self.redis, self._stream_redis = redis_clients(settings.redis_url)
         self.engine = PresenceEngine(self.redis, self.keys,
                                      int(settings.presence_leave_grace * 1000),
                                      settings.tombstone_ttl)

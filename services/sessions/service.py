@@ -16,11 +16,10 @@ from typing import Any
 from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import Worker
-from redis.asyncio import Redis
 
 from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.keys import Keys
-from goldwire.service import run_supervised
+from goldwire.service import redis_clients, run_supervised
 from goldwire.sessions.settings import SessionsSettings
 from goldwire.sessions.store import SessionStore
 from goldwire.streams import StreamConsumer
@@ -42,10 +41,7 @@ class SessionsService:
     def __init__(self, settings: SessionsSettings) -> None:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
-        self.redis = Redis.from_url(settings.redis_url, socket_timeout=10,
-                                    socket_connect_timeout=5)
-        self._stream_redis = Redis.from_url(settings.redis_url, socket_timeout=None,
-                                            socket_connect_timeout=5, socket_keepalive=True)
+        self.redis, self._stream_redis = redis_clients(settings.redis_url)
         self.store = SessionStore(self.redis, self.keys, settings.session_timeout_hours,
                                   settings.notifications_max,
                                   settings.notifications_retention_days,
