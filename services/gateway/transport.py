@@ -50,6 +50,7 @@ class WebSocketTransport(asyncio.Protocol):
             origins=origins, extensions=extensions, max_size=settings.max_frame_bytes
         )
         self.transport: asyncio.Transport | None = None
+        self.max_outbound = settings.max_outbound_bytes  # read on every delivery
         self.conn: Connection | None = None
         self.plain = True  # no extension negotiated: pre-built frames may be written as is
         self.awaiting_pong = False
@@ -105,7 +106,7 @@ class WebSocketTransport(asyncio.Protocol):
         else:
             self.ws.send_text(payload)
             self._flush()
-        if transport.get_write_buffer_size() > self.node.settings.max_outbound_bytes:  # type: ignore[union-attr]
+        if transport.get_write_buffer_size() > self.max_outbound:  # type: ignore[union-attr]
             self.node.metrics.slow_consumers_dropped += 1
             self.abort_slow()
 
@@ -116,7 +117,7 @@ class WebSocketTransport(asyncio.Protocol):
         self.ws.send_text(payload)
         self._flush()
         self.node.metrics.messages_out += 1
-        if self.transport.get_write_buffer_size() > self.node.settings.max_outbound_bytes:  # type: ignore[union-attr]
+        if self.transport.get_write_buffer_size() > self.max_outbound:  # type: ignore[union-attr]
             self.node.metrics.slow_consumers_dropped += 1
             self.abort_slow()
 
