@@ -54,6 +54,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from _clients import client_frame  # bench/ is on sys.path when run as a script
+from fanout import Children as FanoutChildren
+
 REPO = Path(__file__).resolve().parent.parent
 ROOM = "bench:presence"
 SECRET = "bench-secret-0123456789-0123456789-abcdef"
@@ -104,14 +107,12 @@ def raise_nofile() -> None:
 
 
 # --- child processes ------------------------------------------------------------------------
-class Children:
-    """Every process this run started; `stop_all` leaves none behind."""
+class Children(FanoutChildren):
+    """Every process this run started; `stop`/`stop_all` (fanout.py's) leave none behind.
+    Spawning differs: no CPU pinning here, and every child raises its file limit."""
 
-    def __init__(self, log_dir: str) -> None:
-        self.log_dir = log_dir
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None,
+    def spawn(self, name: str, argv: list[str],  # type: ignore[override]
+              env: dict[str, str] | None = None,
               pipes: bool = False) -> subprocess.Popen[bytes]:
         from goldwire.cli.procutil import parent_death_signal
 
@@ -138,40 +139,6 @@ class Children:
                                                 "rb") as fh:
             return fh.read()[-limit:].decode(errors="replace")
         return ""
-
-    def stop(self, proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        self.procs = [(n, p) for n, p in self.procs if p is not proc]
-
-    def stop_all(self) -> None:
-        for _, proc in reversed(self.procs):
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for _, proc in self.procs:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for _, proc in self.procs:
-            for stream in (proc.stdin, proc.stdout):
-                if stream is not None:
-                    with contextlib.suppress(OSError):
-                        stream.close()
-        self.procs.clear()
 
 
 class Service:
@@ -228,23 +195,6 @@ class Service:
 
 
 # --- part 1: join to diff -------------------------------------------------------------------
-def client_frame(opcode: int, payload: bytes) -> bytes:
-    """One masked, unfragmented client frame."""
-    n = len(payload)
-    if n < 126:
-        header = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 65536:
-        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    key = os.urandom(4)
-    if not n:
-        return header + key
-    stream = (key * (n // 4 + 1))[:n]
-    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
-    return header + key + masked
-
-
 class Joiner(asyncio.Protocol):
     """One member: upgrade, `connect`, then `join` on its reply; afterwards it only drains.
 
