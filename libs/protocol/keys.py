@@ -210,13 +210,6 @@ class Keys:
     def consumer_group(self, service: str) -> str:
         return f"{self.prefix}:{service}"
 
-    def channel_kind(self, channel: str) -> str:
-        """`room`, `user`, `tenant` or `node`, from a channel name built here."""
-        rest = channel[len(self.prefix) + 1 :]
-        if rest.startswith("{r/"):
-            return "room"
-        return {"u": "user", "t": "tenant", "node": "node"}.get(rest.split(":", 1)[0], "unknown")
-
 
 # Activity key parts: `<prefix>:{a/<tenant>}` + part + names joined by `:`. Time buckets
 # are UTC minute / hour / day numbers since the epoch (ts // 60_000, 3_600_000, 86_400_000).

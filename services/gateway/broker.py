@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -233,8 +232,3 @@ class RedisBroker:
     async def remember_result(self, idempotency_key: str | None, result: dict[str, Any]) -> None:
         if idempotency_key is not None:
             await self.redis.set(idempotency_key, json.dumps(result), xx=True, keepttl=True)
-
-    async def ping_latency(self) -> float:
-        start = time.perf_counter()
-        await self.redis.ping()
-        return time.perf_counter() - start
