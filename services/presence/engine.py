@@ -17,6 +17,7 @@ event, as each room script saw it, not coalesced like the diffs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterable
@@ -27,7 +28,9 @@ from redis.asyncio import Redis
 
 from goldwire.presence import scripts
 from goldwire.presence.events import GatewayEvent
+from goldwire.presence.pacing import DiffPacer, RoomId
 from goldwire.protocol.keys import Keys
+from goldwire.service import queue_script, run_loading_scripts
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +95,14 @@ def _s(value: Any) -> str:
 
 
 class PresenceEngine:
-    def __init__(self, redis: Redis, keys: Keys, grace_ms: int, tombstone_ttl: int) -> None:
+    def __init__(self, redis: Redis, keys: Keys, grace_ms: int, tombstone_ttl: int,
+                 pacer: DiffPacer | None = None) -> None:
         self.redis = redis
         self.keys = keys
         self.grace_ms = grace_ms
         self.tombstone_ttl = tombstone_ttl
+        self.pacer = pacer or DiffPacer(budget=0, max_interval_ms=0)  # default: no pacing
+        self.flush_deferred = asyncio.Event()  # set when the pacer holds a room back
         self._user = redis.register_script(scripts.USER_APPLY)
         self._room = redis.register_script(scripts.ROOM_APPLY)
         self._status = redis.register_script(scripts.ROOM_STATUS)
@@ -107,19 +113,24 @@ class PresenceEngine:
         """Apply a batch in order; returns the changes for backends."""
         if not events:
             return []
+        return await run_loading_scripts(self.redis, (self._user, self._room, self._status),
+                                         lambda: self._apply(events, grace_ms))
+
+    async def _apply(self, events: list[GatewayEvent],
+                     grace_ms: int | None) -> list[PresenceChange]:
         grace = self.grace_ms if grace_ms is None else grace_ms
         now = int(time.time() * 1000)
         keys = self.keys
         pipe = self.redis.pipeline(transaction=False)
         for ev in events:
-            await self._user(keys=[
+            queue_script(pipe, self._user, [
                 keys.user_presence(ev.tenant, ev.user),
                 keys.user_presence_version(ev.tenant, ev.user),
                 keys.user_conn_rooms(ev.tenant, ev.user, ev.conn),
                 keys.user_conn_gone(ev.tenant, ev.user, ev.conn),
                 keys.user_last_seen(ev.tenant, ev.user),
-            ], args=[ev.kind, ev.conn, ev.seq, ev.status, ev.meta, ev.room, ev.ts or now,
-                     self.tombstone_ttl], client=pipe)
+            ], [ev.kind, ev.conn, ev.seq, ev.status, ev.meta, ev.room, ev.ts or now,
+                self.tombstone_ttl])
         users = [UserResult.parse(raw) for raw in await pipe.execute()]
 
         changes: list[PresenceChange] = []
@@ -150,36 +161,57 @@ class PresenceEngine:
                          if not (ev.kind == "join" and room == ev.room)]
         # The batch's last call on each room flushes it: one diff per room per batch. It
         # flushes even when its own event turns out a no-op, so a redelivered batch
-        # publishes what a run that died before its flush left pending.
+        # publishes what a run that died before its flush left pending. A room the pacer
+        # holds back is indexed in the due set first, so its flush is never orphaned.
         last = {(ev.tenant, room): i for i, (ev, _, room, _) in enumerate(room_ops)}
         room_keys = {where: self._room_keys(*where) for where in last}
+        plans = {where: self.pacer.plan(where, now) for where in last}
+        deferred: list[RoomId] = []
+        for (tenant, room), plan in plans.items():
+            if plan.index_due is not None:
+                deferred.append((tenant, room))
+                pipe.zadd(keys.presence_due(), {f"{tenant}\t{room}\t{plan.index_due}":
+                                                plan.index_due})
         joins_leaves: list[tuple[GatewayEvent, str, int]] = []  # (event, room, result index)
+        flushes: dict[RoomId, int] = {}  # room -> result index of its flushing call
         for i, (ev, res, room, present) in enumerate(room_ops):
-            rk = room_keys[(ev.tenant, room)]
-            flush = "1" if last[(ev.tenant, room)] == i else "0"
+            where = (ev.tenant, room)
+            rk = room_keys[where]
+            flush = "1" if last[where] == i and plans[where].flush_now else "0"
             if present is None:
-                await self._status(keys=[rk.members, rk.counts, rk.user_versions,
-                                         rk.pending_diff, rk.version, rk.pending_states,
-                                         rk.conns],
-                                   args=[ev.user, res.after, res.meta, res.version, flush,
-                                         rk.channel, room], client=pipe)
-                continue
-            if not present and grace > 0:  # indexed first: a pending leave is never orphaned
-                due = now + grace
-                pipe.zadd(keys.presence_due(), {f"{ev.tenant}\t{room}\t{due}": due})
-            await self._room(keys=[
-                rk.conns, rk.members, rk.counts, rk.user_versions, rk.pending_leaves,
-                rk.version, keys.presence_tombstone(ev.tenant, room, ev.conn), rk.pending_diff,
-                rk.pending_states,
-            ], args=[ev.conn, ev.seq, "1" if present else "0", ev.user, ev.name, res.after,
-                     res.meta, res.version, now, grace,
-                     keys.node_channel(ev.node) if present else "", self.tombstone_ttl,
-                     flush, rk.channel, room], client=pipe)
-            joins_leaves.append((ev, room, len(pipe) - 1))  # the script is queued last
-        results = await pipe.execute()
+                queue_script(pipe, self._status,
+                             [rk.members, rk.counts, rk.user_versions, rk.pending_diff,
+                              rk.version, rk.pending_states, rk.conns],
+                             [ev.user, res.after, res.meta, res.version, flush, rk.channel,
+                              room])
+            else:
+                if not present and grace > 0:  # indexed first: a pending leave is never orphaned
+                    due = now + grace
+                    pipe.zadd(keys.presence_due(), {f"{ev.tenant}\t{room}\t{due}": due})
+                queue_script(pipe, self._room, [
+                    rk.conns, rk.members, rk.counts, rk.user_versions, rk.pending_leaves,
+                    rk.version, keys.presence_tombstone(ev.tenant, room, ev.conn),
+                    rk.pending_diff, rk.pending_states,
+                ], [ev.conn, ev.seq, "1" if present else "0", ev.user, ev.name, res.after,
+                    res.meta, res.version, now, grace,
+                    keys.node_channel(ev.node) if present else "", self.tombstone_ttl,
+                    flush, rk.channel, room])
+                joins_leaves.append((ev, room, len(pipe) - 1))  # the script is queued last
+            if flush == "1":
+                flushes[where] = len(pipe) - 1
+        try:
+            results = await pipe.execute()
+        except BaseException:
+            self.pacer.not_indexed(deferred)
+            raise
+        self.pacer.indexed(deferred)
+        if deferred:
+            self.flush_deferred.set()
+        for where, at in flushes.items():
+            self.pacer.flushed(where, now, int(results[at][-1]))
         for ev, room, at in joins_leaves:
             raw = results[at]
-            if len(raw) < 2:
+            if int(raw[0]) == 0:
                 continue
             kind = _s(raw[1])
             if kind == "joins":
@@ -211,12 +243,13 @@ class PresenceEngine:
         due = [_s(m) for m in await self.redis.zrangebyscore(keys.presence_due(), "-inf", now)]
         changes: list[PresenceChange] = []
         for tenant, room in sorted({tuple(m.split("\t")[:2]) for m in due}):
-            leaves, _ = await self._expire(keys=[
+            leaves, _, size = await self._expire(keys=[
                 keys.presence_members(tenant, room), keys.presence_counts(tenant, room),
                 keys.presence_user_versions(tenant, room), keys.presence_pending(tenant, room),
                 keys.presence_version(tenant, room), pending_diff_key(keys, tenant, room),
                 pending_states_key(keys, tenant, room), keys.presence_conns(tenant, room),
             ], args=[now, keys.room_channel(tenant, room), room])
+            self.pacer.flushed((tenant, room), now, int(size))
             changes += [PresenceChange("room_leave", tenant, _user_of(item), now, room=room)
                         for item in leaves]
         if due:

@@ -198,8 +198,9 @@ ROOM_APPLY = _VIEW + """
 -- ARGV: conn, seq, present, user, name, status, meta, user_version, now_ms, grace_ms,
 --       node channel ('' = send no state), tomb_ttl_s,
 --       flush ('1' for the batch's last call on the room), room channel, room
--- Returns {0} for a stale or repeated event, else {1, kind, view} where kind is what this
--- event alone did to the member ('joins', 'leaves', 'updates' or ''). With flush, the
+-- Returns {0, n} for a stale or repeated event, else {1, kind, view, n} where kind is what
+-- this event alone did to the member ('joins', 'leaves', 'updates' or '') and n the
+-- connections in the room (the pacer sizes the room's next interval by it). With flush, the
 -- room's pending frames are published afterwards, even when the event was a no-op (a
 -- redelivered batch so publishes what a run that died before its flush left pending).
 local function apply()
@@ -260,6 +261,7 @@ local function apply()
 end
 local result = apply()
 if ARGV[13] == '1' then flush(KEYS[2], KEYS[6], KEYS[8], KEYS[9], KEYS[1], ARGV[14], ARGV[15]) end
+table.insert(result, redis.call('HLEN', KEYS[1]))  -- connections in the room, for pacing
 return result
 """
 
@@ -285,12 +287,14 @@ local function apply()
 end
 local result = apply()
 if ARGV[5] == '1' then flush(KEYS[1], KEYS[5], KEYS[4], KEYS[6], KEYS[7], ARGV[6], ARGV[7]) end
+table.insert(result, redis.call('HLEN', KEYS[7]))  -- connections in the room, for pacing
 return result
 """
 
 ROOM_EXPIRE = _VIEW + """
 -- KEYS: pm, pn, pu, pl, pv, pd, ps, pc; ARGV: now_ms, room channel, room
 -- The leaves are published by the flush, with anything else pending in the room.
+-- Returns {leaves, the next pending leave's due time or '', connections in the room}.
 local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[1])
 local leaves = {}
 for _, user in ipairs(due) do
@@ -306,5 +310,5 @@ for _, user in ipairs(due) do
 end
 flush(KEYS[1], KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[2], ARGV[3])
 local nxt = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
-return {leaves, nxt[2] or ''}
+return {leaves, nxt[2] or '', redis.call('HLEN', KEYS[8])}
 """

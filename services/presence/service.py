@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -12,12 +13,13 @@ import httpx
 from arq import cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker, func
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from goldwire.presence import jobs
 from goldwire.presence.engine import PresenceChange, PresenceEngine
 from goldwire.presence.events import parse_event
 from goldwire.presence.notify import publish_changes
+from goldwire.presence.pacing import DiffPacer
 from goldwire.presence.settings import PresenceSettings
 from goldwire.protocol.keys import Keys
 from goldwire.service import redis_clients, run_supervised
@@ -36,7 +38,9 @@ class PresenceService:
         self.redis, self._stream_redis = redis_clients(settings.redis_url)
         self.engine = PresenceEngine(self.redis, self.keys,
                                      int(settings.presence_leave_grace * 1000),
-                                     settings.tombstone_ttl)
+                                     settings.tombstone_ttl,
+                                     DiffPacer(settings.presence_diff_budget,
+                                               settings.presence_diff_max_interval * 1000))
         self.consumer = StreamConsumer(
             self._stream_redis, self.keys.events(), self.keys.consumer_group(SERVICE),
             self.handle, batch=settings.presence_batch,
@@ -55,7 +59,8 @@ class PresenceService:
         self.arq = await create_pool(RedisSettings.from_dsn(settings.redis_url),
                                      default_queue_name=self.keys.job_queue(SERVICE))
         await self.consumer.ensure_group()
-        self._tasks = [asyncio.create_task(self.consumer.run(), name="presence-consumer")]
+        self._tasks = [asyncio.create_task(self.consumer.run(), name="presence-consumer"),
+                       asyncio.create_task(self.run_paced_flushes(), name="presence-paced")]
         self._tasks += [asyncio.create_task(run_supervised(name, build, self.stats),
                                             name=f"presence-{name}")
                         for name, build in self._workers()]
@@ -91,6 +96,31 @@ class PresenceService:
                 queue_name=self.keys.job_queue(WEBHOOKS), max_jobs=20, **common)
 
         return [("sweeper", sweeper), ("webhooks", webhooks)]
+
+    async def run_paced_flushes(self) -> None:
+        """Flush the rooms the pacer held back, each when its interval is over.
+
+        A flush here is a sweep of the due set (which also ends pending leaves that
+        are due): if it fails, the entries stay and the sweeper's job, every second,
+        or another replica flushes them.
+        """
+        pacer, armed = self.engine.pacer, self.engine.flush_deferred
+        while True:
+            due = pacer.next_due()
+            now = self.now_ms()
+            if due is None or due > now:
+                armed.clear()
+                timeout = None if due is None else (due - now) / 1000
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(armed.wait(), timeout)
+                continue
+            pacer.take_due(now)
+            try:
+                await self.publish(await self.engine.expire_due(now))
+                self.stats["paced_flushes"] += 1
+            except (RedisError, OSError) as exc:
+                log.warning("presence: paced flush failed (%s); the sweeper retries", exc)
+                await asyncio.sleep(0.1)
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -19,6 +19,10 @@ class PresenceSettings(BaseSettings):
     presence_sweep_interval: int = 2  # seconds between dead-gateway sweeps
     presence_claim_idle: float = 10.0  # seconds before a dead consumer's entries are claimed
     presence_batch: int = 500
+    # Diff pacing (pacing.py): a room's diffs may cost about this many frame writes per
+    # second (0 turns pacing off); a paced room waits at most the interval below.
+    presence_diff_budget: float = 50_000
+    presence_diff_max_interval: float = 0.05  # seconds
     presence_events_maxlen: int = 100_000
     presence_ready_max_lag: int = 10_000  # /readyz fails above this many unread events
     presence_webhook_url: str | None = None
