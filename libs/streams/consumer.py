@@ -71,12 +71,15 @@ class StreamConsumer:
     async def run(self) -> None:
         delay = 0.1
         own_pending = True  # after a start or a failure, first finish what we hold
+        need_group = True  # after a start or a failure (Redis may have lost the group)
         next_claim = 0.0
         self.stats.running = True
         try:
             while True:
                 try:
-                    await self.ensure_group()
+                    if need_group:
+                        await self.ensure_group()
+                        need_group = False
                     if own_pending:
                         await self._drain()
                         entries = await self._read("0")
@@ -97,7 +100,7 @@ class StreamConsumer:
                     raise
                 except (RedisError, OSError) as exc:
                     self.stats.failures += 1
-                    own_pending = True
+                    own_pending = need_group = True
                     log.warning("%s: stream read/handle failed (%s); retry in %.1fs",
                                 self.group, exc, delay)
                     await asyncio.sleep(delay)

@@ -19,7 +19,7 @@ from arq.worker import Worker
 
 from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.keys import Keys
-from goldwire.service import redis_clients, run_supervised
+from goldwire.service import redis_clients, run_loading_scripts, run_supervised
 from goldwire.sessions.settings import SessionsSettings
 from goldwire.sessions.store import SessionStore
 from goldwire.streams import StreamConsumer
@@ -80,24 +80,28 @@ class SessionsService:
 
     async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Each join, leave and disconnect moves its session's rooms and offsets."""
-        pipe = self.redis.pipeline(transaction=False)
-        queued = 0
+        events = []
         for _, raw in entries:
             f = {k.decode(): v.decode() for k, v in raw.items()}
             if f.get("kind") not in SESSION_KINDS or not f.get("session") or f.get("replay"):
                 continue
             try:
                 offsets = json.loads(f["offsets"]) if f.get("offsets") else None
-                await self.store.event_call(pipe, f["kind"], f["tenant"], f["user"], f["session"],
-                                      f["conn"], room=f.get("room", ""),
-                                      offset=f.get("offset", ""), offsets=offsets,
-                                      now=int(f.get("ts", 0)) or None)
-                queued += 1
+                events.append(((f["kind"], f["tenant"], f["user"], f["session"], f["conn"]),
+                               {"room": f.get("room", ""), "offset": f.get("offset", ""),
+                                "offsets": offsets, "now": int(f.get("ts", 0)) or None}))
             except (KeyError, ValueError):
                 self.stats["events_skipped"] += 1
-        if queued:
+
+        async def write() -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            for args, fields in events:
+                self.store.queue_event(pipe, *args, **fields)
             await pipe.execute()
-        self.stats["events_handled"] += queued
+
+        if events:
+            await run_loading_scripts(self.redis, self.store.event_scripts, write)
+        self.stats["events_handled"] += len(events)
 
     async def revoke(self, tenant: str, user: str, sid: str) -> bool:
         """Revoke a session and close its sockets on every gateway (close 4010)."""

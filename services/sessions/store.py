@@ -17,6 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from goldwire.protocol.keys import Keys
+from goldwire.service import queue_script
 from goldwire.sessions import scripts
 
 MAX_STATE_BYTES = 16384
@@ -120,16 +121,21 @@ class SessionStore:
         return SessionInfo(sid, bool(resumed), dict(zip(flat[::2], flat[1::2], strict=True)),
                            json.loads(_s(state)))
 
-    async def event_call(self, pipe: Any, kind: str, tenant: str, user: str, sid: str,
-                         conn: str, room: str = "", offset: str = "",
-                         offsets: dict[str, str] | None = None, now: int | None = None) -> None:
-        """Queue one gateway event's effect on a session in `pipe`."""
+    def queue_event(self, pipe: Any, kind: str, tenant: str, user: str, sid: str,
+                    conn: str, room: str = "", offset: str = "",
+                    offsets: dict[str, str] | None = None, now: int | None = None) -> None:
+        """Queue one gateway event's effect on a session in `pipe` (run the pipeline with
+        `run_loading_scripts(store.redis, store.event_scripts, ...)`)."""
         now = now or int(time.time() * 1000)
         pipe.zadd(self.keys.session_expiry(), {f"{tenant}\t{user}\t{sid}": now + self.ttl_ms})
-        await self._event(keys=self._session_keys(tenant, user, sid),
-                           args=[kind, sid, conn, room, offset,
-                                 json.dumps(offsets) if offsets else "", now, self.ttl_ms],
-                           client=pipe)
+        queue_script(pipe, self._event, self._session_keys(tenant, user, sid),
+                     [kind, sid, conn, room, offset, json.dumps(offsets) if offsets else "",
+                      now, self.ttl_ms])
+
+    @property
+    def event_scripts(self) -> tuple[Any, ...]:
+        """The scripts `queue_event` queues."""
+        return (self._event,)
 
     async def set_state(self, tenant: str, user: str, sid: str, state: dict[str, Any]) -> bool:
         text = check_json(state, MAX_STATE_BYTES, MAX_PREFS_DEPTH, "session state")
