@@ -26,6 +26,9 @@ class GatewayMetrics:
     events_dropped: int = 0
     liveness_lapses: int = 0
     redis_latency_seconds: float = 0.0
+    # How late the event loop ran a timer: every frame waits at least this long.
+    event_loop_lag_seconds: float = 0.0  # the latest probe
+    event_loop_lag_max_seconds: float = 0.0  # the worst since the process started
     _gauges: dict[str, object] = field(default_factory=dict, repr=False)
 
     def gauge(self, name: str, read: object) -> None:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("goldwire.gateway")
 
 SWEEP_INTERVAL = 2.0
+LAG_PROBE_INTERVAL = 0.02  # seconds between event-loop lag probes
 EPOCH_TTL = 7 * 86400  # seconds; refreshed with the liveness key
 
 
@@ -91,7 +92,8 @@ class GatewayNode:
         await self.broker.start(self.keys.node_channel(self.node_id).encode(), NodeControl(self))
         self.outbox.start()
         await self._refresh_liveness()
-        for loop_fn in (self._heartbeat_loop, self._liveness_loop, self._sweep_loop):
+        for loop_fn in (self._heartbeat_loop, self._liveness_loop, self._sweep_loop,
+                        self._lag_probe_loop):
             self._tasks.append(asyncio.create_task(loop_fn(), name=loop_fn.__name__))
         log.info("gateway node %s started", self.node_id)
 
@@ -315,6 +317,18 @@ class GatewayNode:
         log.warning("liveness lapsed: closing %d connections with 4012", len(self.connections))
         for conn in list(self.connections.values()):
             conn.close(CloseCode.DRAINING, "gateway was presumed dead; reconnect")
+
+    async def _lag_probe_loop(self) -> None:
+        """Measure how late the loop wakes a timer: the delay CPU-bound work (a big
+        fan-out, a GC pass, a starved CPU) adds to every socket of this process."""
+        loop = asyncio.get_running_loop()
+        metrics = self.metrics
+        while True:
+            start = loop.time()
+            await asyncio.sleep(LAG_PROBE_INTERVAL)
+            lag = max(0.0, loop.time() - start - LAG_PROBE_INTERVAL)
+            metrics.event_loop_lag_seconds = lag
+            metrics.event_loop_lag_max_seconds = max(metrics.event_loop_lag_max_seconds, lag)
 
     async def _sweep_loop(self) -> None:
         while True:

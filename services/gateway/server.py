@@ -10,6 +10,7 @@ import uvicorn
 from goldwire.gateway.app import create_app
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.gateway.transport import WebSocketTransport
+from goldwire.service import freeze_startup_heap
 
 
 def build_server(settings: GatewaySettings, log_level: str = "info") -> uvicorn.Server:
@@ -31,4 +32,6 @@ def run() -> None:
     logging.basicConfig(level=level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = GatewaySettings()
-    build_server(settings, level).run()
+    server = build_server(settings, level)
+    freeze_startup_heap()
+    server.run()
