@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -65,6 +66,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_P99_MS = 50.0
 TARGET_RATE = 200.0
 TARGET_EVENTS_PER_S = 5000.0
+DRAIN_EVERY = 0.05  # seconds between a joined member's bulk reads
 
 
 def log(msg: str) -> None:
@@ -199,7 +201,10 @@ class Joiner(asyncio.Protocol):
     """One member: upgrade, `connect`, then `join` on its reply; afterwards it only drains.
 
     Until the join's reply it parses server frames (unmasked); after it, data is
-    read and dropped, so the thousand sockets cost the worker little CPU.
+    read in bulk every `DRAIN_EVERY` seconds and dropped. The gateways still
+    write every frame to every socket; only the reading side is cheap, as it is
+    for servers whose clients are browsers on other machines (read frame by frame,
+    the thousand sockets cost this machine as much CPU as a gateway).
     """
 
     def __init__(self, index: int, host: str, port: int, tok: str,
@@ -236,7 +241,8 @@ class Joiner(asyncio.Protocol):
             self.done.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        if self.draining:
+        if self.draining:  # dropped; read again at the next `drain_all` tick
+            self.transport.pause_reading()  # type: ignore[union-attr]
             return
         buf = self.buf + data
         if not self.upgraded:
@@ -304,6 +310,8 @@ async def joiner_worker(cfg: dict[str, Any]) -> None:
               for i in range(n)]
     joiners: list[Joiner] = []
     futures: list[asyncio.Future[None]] = []
+    gc.collect()
+    gc.freeze()  # a measuring tool should not pause in a full collection mid-run
 
     async def start(i: int) -> None:
         done: asyncio.Future[None] = loop.create_future()
@@ -316,6 +324,14 @@ async def joiner_worker(cfg: dict[str, Any]) -> None:
         except OSError as exc:
             joiner._finish(f"connect failed: {exc}")
 
+    async def drain_all() -> None:
+        while True:
+            await asyncio.sleep(DRAIN_EVERY)
+            for joiner in joiners:
+                if joiner.draining and joiner.transport is not None:
+                    joiner.transport.resume_reading()
+
+    drainer = asyncio.create_task(drain_all())
     start_at = cfg["start_at"]
     tasks = []
     for i in range(n):
@@ -331,6 +347,7 @@ async def joiner_worker(cfg: dict[str, Any]) -> None:
                "error": j.error or ("" if j.t_joined else "no join reply")} for j in joiners]
     print(json.dumps(result), flush=True)
     await loop.run_in_executor(None, sys.stdin.readline)
+    drainer.cancel()
     for j in joiners:
         if j.transport is not None:
             j.transport.close()
@@ -345,6 +362,7 @@ class Observer:
         self.leaves = 0
         self.updates = 0
         self.diffs = 0
+        self.diff_times: list[tuple[int, int]] = []
         self.version = 0
         self.out_of_order = 0
         self.state_members = -1
@@ -372,6 +390,7 @@ class Observer:
                         self.ready.set_result(None)
                     continue
                 self.diffs += 1
+                self.diff_times.append((now, len(data["joins"])))
                 if data["version"] <= self.version:
                     self.out_of_order += 1
                 self.version = max(self.version, data["version"])
@@ -412,6 +431,8 @@ async def join_to_diff(args: argparse.Namespace, children: Children, redis_url: 
             raise RuntimeError("observer got no presence state")
         await asyncio.sleep(0.01)
 
+    gc.collect()
+    gc.freeze()  # the observer and the tap stamp arrivals: no full collection mid-run
     pids = {"redis": args.redis_pid, "presence": presence.pid,
             "gateway-1": gateways[0].pid, "gateway-2": gateways[1].pid, "bench": os.getpid()}
     spread = args.members / args.rate
@@ -446,6 +467,8 @@ async def join_to_diff(args: argparse.Namespace, children: Children, redis_url: 
         listed = (await client.get(f"{presence.http}/v1/presence/rooms/{ROOM}",
                                    headers={"Authorization": f"Bearer {API_KEY}"})).json()
     stream_ms = await join_events_written(redis_url, prefix)
+    loop_lag_ms = [round(1000 * await g.metric("goldwire_gateway_event_loop_lag_max_seconds"), 1)
+                   for g in gateways]
     worker.stdin.write(b"close\n")
     worker.stdin.flush()
     children.stop(worker)
@@ -456,6 +479,7 @@ async def join_to_diff(args: argparse.Namespace, children: Children, redis_url: 
         "kind": "join_to_diff", "members": args.members, "rate": args.rate,
         **latency_summary(joiners, observer, stream_ms, published),
         "api_members": len(listed.get("members", [])),
+        "gateway_loop_lag_max_ms": loop_lag_ms,
         "wall_s": round(wall, 2), "cpu_s": cpu,
         # CPU the rest of the machine used meanwhile (other processes, kernel work not
         # charged to ours): well above a few tenths of a second, the run was not alone.
@@ -495,7 +519,7 @@ def latency_summary(joiners: list[dict[str, Any]], observer: Observer,
         "joined": len(ok), "errors": len(errors),
         "error_samples": sorted({e["error"] for e in errors})[:3],
         "observed": len(both), "missing": len(ok) - len(both),
-        "duplicates": observer.duplicates, "leaves": observer.leaves,
+        "diffs": observer.diffs, "duplicates": observer.duplicates, "leaves": observer.leaves,
         "updates": observer.updates, "out_of_order": observer.out_of_order,
         "p50_ms": round(percentile(both, 50), 2), "p90_ms": round(percentile(both, 90), 2),
         "p99_ms": round(percentile(both, 99), 2), "max_ms": round(both[-1], 2) if both else None,
@@ -507,6 +531,12 @@ def latency_summary(joiners: list[dict[str, Any]], observer: Observer,
         values.sort()
         out[f"{name}_p50_ms"] = round(percentile(values, 50), 1)
         out[f"{name}_p99_ms"] = round(percentile(values, 99), 1)
+    if observer.diff_times:  # diffs the observer got in each second of the run
+        t0 = observer.diff_times[0][0]
+        per_s = [0] * (1 + (observer.diff_times[-1][0] - t0) // 10**9)
+        for t, _joins in observer.diff_times:
+            per_s[(t - t0) // 10**9] += 1
+        out["diffs_per_s"] = per_s
     replies = sorted((j["joined"] - j["join"]) / 1e6 for j in ok)
     out["join_reply_p50_ms"] = round(percentile(replies, 50), 2)
     out["join_reply_p99_ms"] = round(percentile(replies, 99), 2)
