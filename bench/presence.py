@@ -540,6 +540,16 @@ def latency_summary(joiners: list[dict[str, Any]], observer: Observer,
     replies = sorted((j["joined"] - j["join"]) / 1e6 for j in ok)
     out["join_reply_p50_ms"] = round(percentile(replies, 50), 2)
     out["join_reply_p99_ms"] = round(percentile(replies, 99), 2)
+    worst = sorted(((observer.arrived[j["user"]] - j["join"]) / 1e6, j) for j in ok
+                   if j["user"] in observer.arrived)[-12:]
+    t_first = min(j["join"] for j in ok)
+    out["worst"] = [
+        {"ms": round(ms, 1), "at_s": round((j["join"] - t_first) / 1e9, 3), "gw": j["gw"],
+         "to_stream": round(stream_ms[j["user"]] - j["join"] / 1e6, 1)
+         if j["user"] in stream_ms else None,
+         "to_publish": round(published[j["user"]] / 1e6 - stream_ms[j["user"]], 1)
+         if j["user"] in published and j["user"] in stream_ms else None}
+        for ms, j in worst]
     out["p99_ms_by_quarter"] = [round(percentile(sorted(q), 99), 2)
                                 for q in quarters(joiners, observer.arrived)]
     return out
