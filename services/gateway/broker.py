@@ -19,13 +19,13 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.protocol import scripts
 from goldwire.protocol.keys import Keys
+from goldwire.service import redis_from_url
 
 log = logging.getLogger("goldwire.gateway.broker")
 
@@ -66,11 +66,11 @@ class RedisBroker:
     ) -> None:
         self.settings = settings
         self.keys = keys
-        self.redis = Redis.from_url(
+        self.redis = redis_from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
         )
         # The pub/sub connection blocks on reads for as long as the node lives.
-        self._sub_redis = Redis.from_url(
+        self._sub_redis = redis_from_url(
             settings.redis_url, socket_timeout=None, socket_connect_timeout=5, socket_keepalive=True
         )
         self._pubsub: Any = None
