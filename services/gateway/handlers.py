@@ -88,7 +88,7 @@ async def handle_connect(node: GatewayNode, conn: Connection, command: Connect) 
     try:
         session = await node.sessions.open(principal.tenant, principal.user_id,
                                            command.session_id, conn.id, node.node_id,
-                                           conn.device)
+                                           conn.device, index=node.outbox.command)
         conn.session_id = session.id
         await node.attach(conn)
     except (TimeoutError, RedisError, OSError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,8 +106,15 @@ class SessionStore:
 
     # --- sessions ----------------------------------------------------------------------
     async def open(self, tenant: str, user: str, requested: str | None, conn: str, node: str,
-                   device: str = "") -> SessionInfo:
-        """Resume `requested` if it is this user's, live and not revoked; else a new one."""
+                   device: str = "",
+                   index: Callable[..., None] | None = None) -> SessionInfo:
+        """Resume `requested` if it is this user's, live and not revoked; else a new one.
+
+        The session's entry in the global expiry index only drives clean-up (its keys
+        carry their own TTL), so a caller with a fire-and-forget writer passes it as
+        `index` (called with the ZADD's arguments) and the connect does not wait on a
+        second round trip; without one, it is written here.
+        """
         k, now = self.keys, int(time.time() * 1000)
         new = new_session_id()
         asked = requested or ""
@@ -116,7 +124,11 @@ class SessionStore:
                   k.session(tenant, user, new), k.session_conns(tenant, user, new)],
             args=[asked, new, conn, node, now, self.ttl_ms, device[:200]])
         sid = _s(sid)
-        await self.redis.zadd(k.session_expiry(), {f"{tenant}\t{user}\t{sid}": now + self.ttl_ms})
+        if index is not None:
+            index("ZADD", k.session_expiry(), now + self.ttl_ms, f"{tenant}\t{user}\t{sid}")
+        else:
+            await self.redis.zadd(k.session_expiry(),
+                                  {f"{tenant}\t{user}\t{sid}": now + self.ttl_ms})
         flat = [_s(x) for x in rooms]
         return SessionInfo(sid, bool(resumed), dict(zip(flat[::2], flat[1::2], strict=True)),
                            json.loads(_s(state)))
