@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from goldwire.presence.engine import PresenceEngine, pending_diff_key, pending_states_key
 from goldwire.presence.events import GatewayEvent
 from goldwire.protocol.keys import Keys
+from goldwire.protocol.presence import published_members, state_frame
 
 pytestmark = pytest.mark.asyncio
 
@@ -132,7 +133,7 @@ class Wire:
     (one subscriber connection, as a gateway has)."""
 
     def __init__(self, redis: aioredis.Redis, eng: PresenceEngine) -> None:
-        self.redis, self.prefix = redis, eng.keys.prefix
+        self.redis, self.prefix, self.keys = redis, eng.keys.prefix, eng.keys
         self.pubsub = redis.pubsub()
         self.marks = 0
 
@@ -160,13 +161,25 @@ class Wire:
                 _, version, frame = data.split(b" ", 2)
                 parsed = json.loads(frame)
                 out.append(("diff", parsed["room"], int(version), parsed["data"]))
-            elif data.startswith(b"S "):
-                conn, room, version, frame = data[2:].split(b"\n", 3)
-                out.append(("state", conn.decode(), room.decode(), int(version),
-                            json.loads(frame)["data"]))
+            elif data.startswith(b"P "):  # states ready: read them as a gateway does
+                room, _, conns = data[2:].decode().split("\n", 2)
+                version, members = await read_state(self.redis, self.keys, room)
+                frame = json.loads(state_frame(room, version, members))
+                out += [("state", conn, room, version, frame["data"])
+                        for conn in conns.split(" ")]
 
     async def close(self) -> None:
         await self.pubsub.aclose()
+
+
+async def read_state(redis: aioredis.Redis, keys: Keys, room: str) -> tuple[int, list[bytes]]:
+    """What a gateway reads when presence announces a state (RedisBroker.read_presence)."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.get(keys.presence_version("default", room))
+    pipe.hgetall(keys.presence_members("default", room))
+    pipe.hgetall(keys.presence_pending_diff("default", room))
+    version, members, pending = await pipe.execute()
+    return int(version or 0), published_members(members, pending)
 
 
 def _s(value: object) -> str:
@@ -290,15 +303,28 @@ async def test_a_crash_before_the_flush_loses_no_diff_and_doubles_none(redis) ->
         assert sorted(f[1] for f in frames if f[0] == "state") == ["b", "c"]
 
         # A status change whose run died before its flush: redelivered, the user's
-        # aggregate is already stored and the room is not called again; the room's next
-        # flush publishes it (once).
+        # aggregate is already stored, yet the room is called again and its flush
+        # publishes the change (once).
         status = [ev("ada", "a", 3, "status", status="busy")]
         await crashed.apply(status)
         await eng.apply(status)
-        assert await wire.drain() == []
-        await eng.apply([ev("cy", "c", 3, "leave", room="doc:1")])
         (diff,) = [f[3] for f in await wire.drain()]
         assert ids(diff["updates"]) == ["ada"] and diff["updates"][0]["status"] == "busy"
+        await eng.apply(status)
+        assert await wire.drain() == []
+
+        # A status change whose run died between its user side and its room side: the
+        # redelivery still shows it in the room.
+        late = ev("ada", "a", 4, "status", status="away")
+        await eng._user(keys=[eng.keys.user_presence("default", "ada"),
+                              eng.keys.user_presence_version("default", "ada"),
+                              eng.keys.user_conn_rooms("default", "ada", "a"),
+                              eng.keys.user_conn_gone("default", "ada", "a"),
+                              eng.keys.user_last_seen("default", "ada")],
+                        args=["status", "a", 4, "away", "{}", "", 5, 600])
+        await eng.apply([late, ev("cy", "c", 3, "leave", room="doc:1")])
+        (diff,) = [f[3] for f in await wire.drain()]
+        assert ids(diff["updates"]) == ["ada"] and diff["updates"][0]["status"] == "away"
         assert ids(diff["leaves"]) == ["cy"] and diff["joins"] == []
     finally:
         await wire.close()
@@ -394,6 +420,38 @@ async def test_state_and_diffs_show_every_client_the_room(redis, seed, grace_ms)
                 assert joiners[(conn, room)].view == truth, (conn, room)
             assert not await redis.exists(pending_diff_key(eng.keys, "default", room),
                                           pending_states_key(eng.keys, "default", room))
+    finally:
+        await wire.close()
+
+
+async def test_a_state_read_halfway_through_a_batch_is_the_published_room(redis) -> None:
+    """A gateway may read a state while a batch is applied but not yet flushed: it must
+    get the room as last published, not a ghost of a member the batch adds and removes."""
+    eng = engine(redis)
+    wire = await Wire(redis, eng).start()
+    try:
+        await eng.apply([ev("obs", "o", 1, "connect"), ev("obs", "o", 2, "join", room="doc:1"),
+                         ev("ada", "a", 1, "connect"), ev("ada", "a", 2, "join", room="doc:1")])
+        published = [f for f in await wire.drain() if f[0] == "diff"][-1]
+        crashed = dies_before_its_flushes(redis, eng)  # changes stored, nothing flushed
+        await crashed.apply([ev("ghost", "g", 1, "connect"), ev("ghost", "g", 2, "join",
+                                                                room="doc:1"),
+                             ev("ada", "a", 3, "status", status="busy"),
+                             ev("bob", "b", 1, "connect"), ev("bob", "b", 2, "join",
+                                                              room="doc:1")])
+        stored = await redis.hkeys(eng.keys.presence_members("default", "doc:1"))
+        assert sorted(_s(u) for u in stored) == ["ada", "bob", "ghost", "obs"]
+        version, members = await read_state(redis, eng.keys, "doc:1")  # read now
+        assert version == published[2]
+        views = [json.loads(m) for m in members]
+        assert ids(views) == ["ada", "obs"] and views[0]["status"] == "online"
+        # The batch ends: ghost left again. The flush's diff, applied to that state,
+        # gives the room as stored; ghost is in neither.
+        await eng.apply([ev("ghost", "g", 3, "leave", room="doc:1")])
+        (diff,) = [f for f in await wire.drain() if f[0] == "diff"]
+        assert diff[2] == version + 1
+        assert ids(diff[3]["joins"]) == ["bob"] and ids(diff[3]["updates"]) == ["ada"]
+        assert diff[3]["leaves"] == []
     finally:
         await wire.close()
 

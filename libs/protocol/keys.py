@@ -94,6 +94,15 @@ class Keys:
         """Counter: the room's presence version (state and diffs carry it)."""
         return self.room_tag(tenant, room) + ":pv"
 
+    def presence_pending_diff(self, tenant: str, room: str) -> str:
+        """Hash user id → the member view observers last saw ('' = none), for every user
+        whose view changed since the room's last published diff."""
+        return self.room_tag(tenant, room) + ":pd"
+
+    def presence_pending_states(self, tenant: str, room: str) -> str:
+        """Hash conn id → node channel: joiners whose state the next flush announces."""
+        return self.room_tag(tenant, room) + ":ps"
+
     def presence_tombstone(self, tenant: str, room: str, conn: str) -> str:
         """The seq of a connection's last leave, so an older join seen later is ignored."""
         return self.room_tag(tenant, room) + ":pt:" + conn

@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.protocol import scripts
 from goldwire.protocol.keys import Keys
+from goldwire.protocol.presence import published_members
 from goldwire.service import redis_from_url
 
 log = logging.getLogger("goldwire.gateway.broker")
@@ -215,6 +216,17 @@ class RedisBroker:
                   if b"h" in f]
         latest = entries[0][0].decode() if entries else "0-0"
         return latest, frames[::-1]
+
+    async def read_presence(self, tenant: str, room: str) -> tuple[int, list[bytes]]:
+        """A room's presence members at its published version (one MULTI on the room's
+        slot; see goldwire.protocol.presence)."""
+        keys = self.keys
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.get(keys.presence_version(tenant, room))
+        pipe.hgetall(keys.presence_members(tenant, room))
+        pipe.hgetall(keys.presence_pending_diff(tenant, room))
+        version, members, pending = await pipe.execute()
+        return int(version or 0), published_members(members, pending)
 
     async def publish_direct(self, channel: str, frame: bytes,
                              idempotency_key: str | None) -> tuple[int, bytes | None]:

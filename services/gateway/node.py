@@ -19,7 +19,7 @@ from goldwire.gateway.broker import RedisBroker
 from goldwire.gateway.groups import GroupTable, LocalGroup
 from goldwire.gateway.metrics import GatewayMetrics
 from goldwire.gateway.outbox import Outbox
-from goldwire.gateway.rooms import RoomHub
+from goldwire.gateway.rooms import LocalRoom, RoomHub
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.keys import Keys
@@ -45,18 +45,38 @@ class NodeControl:
         self.node = node
 
     def on_pubsub(self, data: bytes) -> None:
-        if data.startswith(b"S "):  # presence state for one connection: S conn\nroom\nv\nframe
-            conn_id, room_name, version, frame = data[2:].split(b"\n", 3)
-            conn = self.node.connections.get(conn_id.decode())
-            room = conn.rooms.get(room_name.decode()) if conn is not None else None
-            if room is not None and conn is not None:
-                room.presence_state(conn.transport, int(version), frame)
+        if data.startswith(b"P "):
+            self._states_ready(data)
+            return
+        if data.startswith(b"S "):
+            self._state_built(data)
             return
         msg = json.loads(data)
         if msg.get("kind") == "close":
             conn = self.node.connections.get(msg.get("conn", ""))
             if conn is not None:
                 conn.close(int(msg.get("code", 1000)), str(msg.get("reason", ""))[:120])
+
+
+    def _states_ready(self, data: bytes) -> None:
+        """`P room\nversion\nconn conn ...`: presence announced these joiners' state."""
+        room_name, _version, conn_ids = data[2:].decode().split("\n", 2)
+        by_room: dict[LocalRoom, list[Any]] = {}
+        for conn_id in conn_ids.split(" "):
+            conn = self.node.connections.get(conn_id)
+            room = conn.rooms.get(room_name) if conn is not None else None
+            if room is not None and conn is not None:
+                by_room.setdefault(room, []).append(conn.transport)
+        for room, transports in by_room.items():
+            self.node.rooms.presence_state_ready(room, transports)
+
+    def _state_built(self, data: bytes) -> None:
+        """`S conn\nroom\nversion\nframe`: a state an older presence service built."""
+        conn_id, room_name, version, frame = data[2:].split(b"\n", 3)
+        conn = self.node.connections.get(conn_id.decode())
+        room = conn.rooms.get(room_name.decode()) if conn is not None else None
+        if room is not None and conn is not None:
+            room.presence_state(conn.transport, int(version), frame)
 
 
 class GatewayNode:
@@ -101,6 +121,7 @@ class GatewayNode:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.rooms.close()
         for conn in list(self.connections.values()):  # still open after the drain
             conn.transport.abort()
             conn.on_closed()

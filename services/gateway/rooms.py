@@ -14,13 +14,17 @@ Join is two steps so that nothing is lost or doubled between replay and live:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
 
 from goldwire.gateway.framing import text_frame
 from goldwire.gateway.groups import GroupTable, LocalGroup
 from goldwire.protocol.messages import encode
 from goldwire.protocol.offsets import Offset, parse_offset
+from goldwire.protocol.presence import state_frame
 
 if TYPE_CHECKING:
     from goldwire.gateway.broker import RedisBroker, RoomHistory
@@ -37,7 +41,7 @@ class LocalRoom(LocalGroup):
     """A room's members on this node. Pub/sub messages are `<offset> <frame>`."""
 
     __slots__ = ("base_offset", "catchup", "last_offset", "name", "pending", "presence_seen",
-                 "presence_waiting", "tenant")
+                 "presence_waiting", "state_reader", "state_waiters", "tenant")
 
     def __init__(self, channel: bytes, metrics: GatewayMetrics, tenant: str, name: str) -> None:
         super().__init__(channel, metrics)
@@ -51,6 +55,9 @@ class LocalRoom(LocalGroup):
         # for their full state and keep the diffs that arrive meanwhile.
         self.presence_seen: dict[Any, int] = {}
         self.presence_waiting: dict[Any, list[tuple[int, bytes]]] = {}
+        # Members whose state presence announced and this node has yet to read.
+        self.state_waiters: set[Any] = set()
+        self.state_reader: asyncio.Task[None] | None = None
 
     def on_pubsub(self, data: bytes) -> None:
         raw_offset, _, payload = data.partition(b" ")
@@ -108,6 +115,7 @@ class LocalRoom(LocalGroup):
         self.pending.pop(transport, None)
         self.presence_seen.pop(transport, None)
         self.presence_waiting.pop(transport, None)
+        self.state_waiters.discard(transport)
 
 
 class PendingJoin:
@@ -137,6 +145,7 @@ class RoomHub:
         self.broker = broker
         self.keys = keys
         self.metrics = metrics
+        self._state_readers: set[asyncio.Task[None]] = set()
 
     def channel(self, tenant: str, room: str) -> bytes:
         return self.keys.room_channel(tenant, room).encode()
@@ -176,6 +185,40 @@ class RoomHub:
         room.members.add(transport)
         room.presence_waiting[transport] = []
         return True
+
+    # --- presence states ------------------------------------------------------------
+    def presence_state_ready(self, room: LocalRoom, transports: list[Any]) -> None:
+        """Presence announced the state of these members: read the room once for all of
+        them (and again for members announced while a read is in flight, which it may
+        not show), then send it."""
+        room.state_waiters.update(t for t in transports if t in room.members)
+        if room.state_waiters and room.state_reader is None:
+            room.state_reader = asyncio.create_task(self._send_states(room))
+            self._state_readers.add(room.state_reader)
+            room.state_reader.add_done_callback(self._state_readers.discard)
+
+    async def _send_states(self, room: LocalRoom) -> None:
+        delay = 0.05
+        try:
+            while room.state_waiters:
+                waiters, room.state_waiters = room.state_waiters, set()
+                try:
+                    version, members = await self.broker.read_presence(room.tenant, room.name)
+                except (RedisError, OSError) as exc:  # kept; Redis comes back or they leave
+                    log.warning("presence state read failed for room %s: %s", room.name, exc)
+                    room.state_waiters |= {t for t in waiters if t in room.members}
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                frame = state_frame(room.name, version, members)
+                for transport in waiters:
+                    room.presence_state(transport, version, frame)
+        finally:
+            room.state_reader = None
+
+    def close(self) -> None:
+        for task in list(self._state_readers):
+            task.cancel()
 
     def abandon(self, join: PendingJoin) -> None:
         join.room.pending.pop(join.conn.transport, None)

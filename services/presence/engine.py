@@ -80,14 +80,11 @@ class RoomKeys:
 
 
 def pending_diff_key(keys: Keys, tenant: str, room: str) -> str:
-    """Hash user id -> the member view observers last saw ('' = none), for every user
-    whose view changed since the room's last published diff (the room's slot)."""
-    return keys.room_tag(tenant, room) + ":pd"
+    return keys.presence_pending_diff(tenant, room)
 
 
 def pending_states_key(keys: Keys, tenant: str, room: str) -> str:
-    """Hash conn id -> node channel: joiners whose state the next flush sends."""
-    return keys.room_tag(tenant, room) + ":ps"
+    return keys.presence_pending_states(tenant, room)
 
 
 def _s(value: Any) -> str:
