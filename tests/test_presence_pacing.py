@@ -139,19 +139,19 @@ async def test_a_deferred_flush_survives_the_process_that_deferred_it(redis) -> 
 
 # --- end to end: a paced room over real gateways --------------------------------------------
 @pytest.fixture
-def paced_stack(redis_server, key_prefix) -> Iterator[tuple[Gateway, Gateway]]:
+def paced_stack(redis_server, key_prefix) -> Iterator[tuple[Gateway, Gateway, Presence]]:
     gw1 = Gateway(redis_server.url, key_prefix).start()
     gw2 = Gateway(redis_server.url, key_prefix).start()
     # 200 frame writes/s per room: a room of 12 connections waits 60 ms between diffs.
     presence = Presence(redis_server.url, key_prefix, presence_diff_budget=200,
                         presence_diff_max_interval=1.0, presence_leave_grace=0).start()
-    yield gw1, gw2
+    yield gw1, gw2, presence
     for proc in (gw1, gw2, presence):
         proc.terminate()
 
 
 async def test_every_member_sees_the_exact_room_when_diffs_are_paced(paced_stack) -> None:
-    gw1, gw2 = paced_stack
+    gw1, gw2, presence = paced_stack
     room = "doc:" + uuid.uuid4().hex[:6]
     clients = []
     for i in range(12):  # join one after another, as fast as they can
@@ -186,6 +186,11 @@ async def test_every_member_sees_the_exact_room_when_diffs_are_paced(paced_stack
             members.update({m["user"]["id"]: m for m in data["joins"] + data["updates"]})
             for m in data["leaves"]:
                 members.pop(m["user"]["id"])
+    async with presence.api() as http:  # held back and flushed by the process's own timer
+        metrics = (await http.get("/metrics")).text
+    paced = [line for line in metrics.splitlines()
+             if line.startswith("goldwire_presence_paced_flushes_total ")]
+    assert paced and float(paced[0].split()[1]) >= 1
     for client in clients:
         if client is not clients[5]:
             await client.close()

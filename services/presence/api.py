@@ -81,6 +81,7 @@ def create_app(settings: PresenceSettings) -> FastAPI:
             "changes_published_total": stats["changes_published"],
             "sweeps_total": stats["sweeps"],
             "ghosts_removed_total": stats["ghosts_removed"],
+            "paced_flushes_total": stats["paced_flushes"],
             "events_skipped_total": stats["events_skipped"],
             "job_runner_restarts_total": stats["job_runner_restarts"],
             "webhooks_delivered_total": stats["webhooks_delivered"],
