@@ -43,7 +43,7 @@ any later flush of the room, by any replica, or its pending-leave expiry)
 publishes exactly what is pending, once, since a flush reads, publishes and
 deletes it atomically. A redelivered batch whose diff was already published
 finds `pd` empty and publishes nothing. A redelivered status, connect or
-disconnect calls the user's rooms again even when the user's aggregate is
+disconnect calls the user's rooms again though the user's aggregate is
 already stored, so a run that died between the two phases still shows it.
 Replicas applying batches to one room concurrently share the hashes: whichever
 flushes first publishes all that is pending, the other finds nothing.
@@ -153,6 +153,7 @@ local function aggregate()
 end
 local before, before_meta = aggregate()
 local conn_rooms = {}
+local again = false  -- this event was applied here before (redelivered, or late)
 if redis.call('EXISTS', KEYS[4]) == 1 then
   if kind ~= 'disconnect' then
     return {'gone', before, before_meta, tonumber(redis.call('GET', KEYS[2]) or '0'), {}, {}}
@@ -160,6 +161,7 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   -- A redelivered disconnect (the first run may have died before the rooms were left):
   -- the connection's rooms are kept as long as its tombstone, so it can finish the job.
   conn_rooms = redis.call('SMEMBERS', KEYS[3])
+  again = true
 elseif kind == 'disconnect' then
   redis.call('SET', KEYS[4], seq, 'EX', ARGV[8])
   redis.call('HDEL', KEYS[1], conn)
@@ -172,6 +174,8 @@ else
   if kind == 'connect' or kind == 'status' then
     if seq > cseq then
       redis.call('HSET', KEYS[1], conn, seq .. '|' .. ARGV[4] .. '|' .. ARGV[7] .. '|' .. ARGV[5])
+    else
+      again = true
     end
   elseif kind == 'join' or kind == 'leave' then
     if not cur then  -- seen before its connect: online until the connect says more
@@ -190,10 +194,10 @@ if changed then
   if after == 'offline' then redis.call('SET', KEYS[5], ARGV[7]) end
 end
 -- The rooms of the user's remaining connections show the status: after a change, and
--- again for every event that may change it, since a run that died after this script
--- but before the rooms' (or a retried batch) finds the change already made here.
+-- again when this event was applied here before, since a run that died after this
+-- script but before the rooms' (or a retried batch) finds the change already made.
 -- ROOM_STATUS takes a user version once, so showing it again changes nothing.
-if changed or kind == 'status' or kind == 'connect' or kind == 'disconnect' then
+if changed or again then
   local prefix = string.sub(KEYS[3], 1, #KEYS[3] - #conn)
   local seen = {}
   for _, c in ipairs(redis.call('HKEYS', KEYS[1])) do
