@@ -95,6 +95,20 @@ def host_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / CLK_TCK
 
 
+def machine_speed_ms() -> float:
+    """Milliseconds one fixed pure-Python loop takes now (best of three): how fast this
+    machine's CPU is at the moment. On a shared host it drifts (seen here: 0.7x to 1.3x
+    within an hour), and every latency above moves with it, so the report states it."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        x = 0
+        for i in range(2_000_000):
+            x += i
+        best = min(best, time.perf_counter() - start)
+    return round(best * 1000, 1)
+
+
 def percentile(sorted_values: Sequence[float], p: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -790,6 +804,7 @@ async def run(args: argparse.Namespace) -> int:
     redis = RedisServer(die_with_parent=True)
     failed = True
     part1 = part2 = None
+    speed = {"start_ms": machine_speed_ms()}
     try:
         async with asyncio.timeout(args.timeout):
             redis.start()
@@ -808,7 +823,11 @@ async def run(args: argparse.Namespace) -> int:
             log(f"logs kept in {log_dir}")
         else:
             shutil.rmtree(log_dir, ignore_errors=True)
+    speed["end_ms"] = machine_speed_ms()
+    emit({"kind": "machine_speed", "loop_ms": speed})
     report(part1, part2)
+    print(f"machine speed: a fixed 2,000,000-step Python loop took {speed['start_ms']:g} ms "
+          f"at the start and {speed['end_ms']:g} ms at the end (lower is faster)", flush=True)
     return 1 if failed else 0
 
 
