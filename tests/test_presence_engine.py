@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from goldwire.presence.engine import PresenceEngine, pending_diff_key, pending_states_key
+from goldwire.presence.engine import PresenceEngine
 from goldwire.presence.events import GatewayEvent
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.presence import published_members, state_frame
@@ -418,8 +418,8 @@ async def test_state_and_diffs_show_every_client_the_room(redis, seed, grace_ms)
                                                                                  room))}
             for conn in present:
                 assert joiners[(conn, room)].view == truth, (conn, room)
-            assert not await redis.exists(pending_diff_key(eng.keys, "default", room),
-                                          pending_states_key(eng.keys, "default", room))
+            assert not await redis.exists(eng.keys.presence_pending_diff("default", room),
+                                          eng.keys.presence_pending_states("default", room))
     finally:
         await wire.close()
 

@@ -79,14 +79,6 @@ class RoomKeys:
     channel: str
 
 
-def pending_diff_key(keys: Keys, tenant: str, room: str) -> str:
-    return keys.presence_pending_diff(tenant, room)
-
-
-def pending_states_key(keys: Keys, tenant: str, room: str) -> str:
-    return keys.presence_pending_states(tenant, room)
-
-
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -225,32 +217,57 @@ class PresenceEngine:
             user_versions=keys.presence_user_versions(tenant, room),
             pending_leaves=keys.presence_pending(tenant, room),
             version=keys.presence_version(tenant, room),
-            pending_diff=pending_diff_key(keys, tenant, room),
-            pending_states=pending_states_key(keys, tenant, room),
+            pending_diff=keys.presence_pending_diff(tenant, room),
+            pending_states=keys.presence_pending_states(tenant, room),
             channel=keys.room_channel(tenant, room))
 
     async def expire_due(self, now_ms: int | None = None) -> list[PresenceChange]:
-        """Turn pending leaves whose grace ran out into leave diffs.
+        """Flush every room with a due entry: pending leaves whose grace ran out become
+        leave diffs, and paced flushes that are due go out (whichever process deferred
+        them; the sweeper's job runs this every second).
 
-        Each pending leave has its own index entry (`<tenant>\t<room>\t<due>`),
-        so removing the entries processed here can never drop one added meanwhile.
+        Each entry (`<tenant>\t<room>\t<due>`) is its own member of the due set, so
+        removing the entries processed here can never drop one added meanwhile.
         """
         now = now_ms or int(time.time() * 1000)
+        due = [_s(m) for m in await self.redis.zrangebyscore(self.keys.presence_due(),
+                                                             "-inf", now)]
+        rooms = sorted({(m.split("\t")[0], m.split("\t")[1]) for m in due})
+        return await self.flush_rooms(rooms, due, now)
+
+    async def flush_paced(self, due: list[tuple[RoomId, int]], now: int) -> list[PresenceChange]:
+        """Publish what the pacer held back in these rooms (their due entries are known:
+        no scan of the due set before the diff goes out)."""
+        entries = [f"{tenant}\t{room}\t{at}" for (tenant, room), at in due]
+        return await self.flush_rooms([room for room, _ in due], entries, now)
+
+    async def flush_rooms(self, rooms: list[RoomId], entries: list[str],
+                          now: int) -> list[PresenceChange]:
+        """ROOM_EXPIRE on each room in one pipeline (each ends with the room's flush), then
+        the due entries go, only once the flushes are done."""
         keys = self.keys
-        due = [_s(m) for m in await self.redis.zrangebyscore(keys.presence_due(), "-inf", now)]
+
+        async def run() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=False)
+            for tenant, room in rooms:
+                queue_script(pipe, self._expire, [
+                    keys.presence_members(tenant, room), keys.presence_counts(tenant, room),
+                    keys.presence_user_versions(tenant, room),
+                    keys.presence_pending(tenant, room), keys.presence_version(tenant, room),
+                    keys.presence_pending_diff(tenant, room),
+                    keys.presence_pending_states(tenant, room),
+                    keys.presence_conns(tenant, room),
+                ], [now, keys.room_channel(tenant, room), room])
+            return await pipe.execute() if rooms else []
+
+        results = await run_loading_scripts(self.redis, (self._expire,), run)
         changes: list[PresenceChange] = []
-        for tenant, room in sorted({tuple(m.split("\t")[:2]) for m in due}):
-            leaves, _, size = await self._expire(keys=[
-                keys.presence_members(tenant, room), keys.presence_counts(tenant, room),
-                keys.presence_user_versions(tenant, room), keys.presence_pending(tenant, room),
-                keys.presence_version(tenant, room), pending_diff_key(keys, tenant, room),
-                pending_states_key(keys, tenant, room), keys.presence_conns(tenant, room),
-            ], args=[now, keys.room_channel(tenant, room), room])
+        for (tenant, room), (leaves, _, size) in zip(rooms, results, strict=True):
             self.pacer.flushed((tenant, room), now, int(size))
             changes += [PresenceChange("room_leave", tenant, _user_of(item), now, room=room)
                         for item in leaves]
-        if due:
-            await self.redis.zrem(keys.presence_due(), *due)
+        if entries:
+            await self.redis.zrem(keys.presence_due(), *entries)
         return changes
 
     # --- reads for the HTTP API ----------------------------------------------------------

@@ -83,11 +83,11 @@ class DiffPacer:
         """When the earliest armed deferred flush is due (ms), if any."""
         return min(self._armed.values(), default=None)
 
-    def take_due(self, now: int) -> list[RoomId]:
-        """Disarm the deferred flushes due by `now`: a sweep of the due set at `now`
-        (by this process or another) flushes them all."""
-        due = [room for room, at in self._armed.items() if at <= now]
-        for room in due:
+    def take_due(self, now: int) -> list[tuple[RoomId, int]]:
+        """Disarm the deferred flushes due by `now`: (room, due time) for the caller to
+        flush (or for a sweep of the due set, by any process, if the caller fails)."""
+        due = [(room, at) for room, at in self._armed.items() if at <= now]
+        for room, _ in due:
             del self._armed[room]
             self._last_flush[room] = now
         return due

@@ -100,9 +100,8 @@ class PresenceService:
     async def run_paced_flushes(self) -> None:
         """Flush the rooms the pacer held back, each when its interval is over.
 
-        A flush here is a sweep of the due set (which also ends pending leaves that
-        are due): if it fails, the entries stay and the sweeper's job, every second,
-        or another replica flushes them.
+        If a flush fails, its due entries stay and the sweeper's job (every second,
+        any replica) flushes the rooms.
         """
         pacer, armed = self.engine.pacer, self.engine.flush_deferred
         while True:
@@ -114,9 +113,9 @@ class PresenceService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(armed.wait(), timeout)
                 continue
-            pacer.take_due(now)
+            due = pacer.take_due(now)
             try:
-                await self.publish(await self.engine.expire_due(now))
+                await self.publish(await self.engine.flush_paced(due, now))
                 self.stats["paced_flushes"] += 1
             except (RedisError, OSError) as exc:
                 log.warning("presence: paced flush failed (%s); the sweeper retries", exc)
