@@ -151,7 +151,7 @@ class PresenceService:
 
     async def publish(self, changes: list[PresenceChange]) -> None:
         if changes and self.arq is not None:
-            await publish_changes(self.arq, self.keys.presence_events(),
+            await publish_changes(self.redis, self.arq, self.keys.presence_events(),
                                   self.settings.presence_events_maxlen, changes,
                                   self.keys.job_queue(WEBHOOKS),
                                   webhook=bool(self.settings.presence_webhook_url))
