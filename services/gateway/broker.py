@@ -25,8 +25,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.protocol import scripts
 from goldwire.protocol.keys import Keys
-from goldwire.protocol.presence import published_members
-from goldwire.service import redis_from_url
+from goldwire.protocol.presence import PENDING_VIEWS, published_members
+from goldwire.service import queue_script, redis_from_url, run_loading_scripts
 
 log = logging.getLogger("goldwire.gateway.broker")
 
@@ -84,6 +84,7 @@ class RedisBroker:
         self._publish_room = self.redis.register_script(scripts.PUBLISH_ROOM)
         self._read_room = self.redis.register_script(scripts.READ_ROOM)
         self._publish_direct = self.redis.register_script(scripts.PUBLISH_DIRECT)
+        self._pending_views = self.redis.register_script(PENDING_VIEWS)
         self.connected = False
 
     # --- lifecycle -----------------------------------------------------------
@@ -221,12 +222,19 @@ class RedisBroker:
         """A room's presence members at its published version (one MULTI on the room's
         slot; see goldwire.protocol.presence)."""
         keys = self.keys
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.get(keys.presence_version(tenant, room))
-        pipe.hgetall(keys.presence_members(tenant, room))
-        pipe.hgetall(keys.presence_pending_diff(tenant, room))
-        version, members, pending = await pipe.execute()
-        return int(version or 0), published_members(members, pending)
+        script_keys = [keys.presence_version(tenant, room),
+                       keys.presence_pending_diff(tenant, room),
+                       keys.presence_members(tenant, room)]
+
+        async def read() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=True)
+            queue_script(pipe, self._pending_views, script_keys, [])
+            pipe.hvals(script_keys[2])
+            return await pipe.execute()
+
+        (version, pending), views = await run_loading_scripts(
+            self.redis, (self._pending_views,), read)
+        return int(version), published_members(views, pending)
 
     async def publish_direct(self, channel: str, frame: bytes,
                              idempotency_key: str | None) -> tuple[int, bytes | None]:
