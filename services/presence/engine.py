@@ -250,14 +250,11 @@ class PresenceEngine:
         async def run() -> list[Any]:
             pipe = self.redis.pipeline(transaction=False)
             for tenant, room in rooms:
-                queue_script(pipe, self._expire, [
-                    keys.presence_members(tenant, room), keys.presence_counts(tenant, room),
-                    keys.presence_user_versions(tenant, room),
-                    keys.presence_pending(tenant, room), keys.presence_version(tenant, room),
-                    keys.presence_pending_diff(tenant, room),
-                    keys.presence_pending_states(tenant, room),
-                    keys.presence_conns(tenant, room),
-                ], [now, keys.room_channel(tenant, room), room])
+                rk = self._room_keys(tenant, room)
+                queue_script(pipe, self._expire,
+                             [rk.members, rk.counts, rk.user_versions, rk.pending_leaves,
+                              rk.version, rk.pending_diff, rk.pending_states, rk.conns],
+                             [now, rk.channel, room])
             return await pipe.execute() if rooms else []
 
         results = await run_loading_scripts(self.redis, (self._expire,), run)

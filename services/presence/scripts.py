@@ -83,7 +83,8 @@ local function view(user, name, status, count, meta)
 end
 -- pm: members, pv: version, pd: pending diff (user -> view seen before, '' = none),
 -- ps: pending states (conn -> node channel), pc: connections present.
--- Publishes the states of waiting joiners, then one diff (if anything visible changed).
+-- Announces the states of waiting joiners, then publishes one diff (if anything visible
+-- changed). Returns the connections in the room.
 local function flush(pm, pv, pd, ps, pc, channel, room)
   local pending = redis.call('HGETALL', pd)
   local joins, leaves, updates = {}, {}, {}
@@ -133,6 +134,7 @@ local function flush(pm, pv, pd, ps, pc, channel, room)
       table.concat(joins, ',') .. '],"leaves":[' .. table.concat(leaves, ',') ..
       '],"updates":[' .. table.concat(updates, ',') .. ']}}')
   end
+  return redis.call('HLEN', pc)  -- connections in the room: the pacer sizes the next wait
 end
 """
 
@@ -214,11 +216,11 @@ ROOM_APPLY = _VIEW + """
 -- ARGV: conn, seq, present, user, name, status, meta, user_version, now_ms, grace_ms,
 --       node channel ('' = send no state), tomb_ttl_s,
 --       flush ('1' for the batch's last call on the room), room channel, room
--- Returns {0, n} for a stale or repeated event, else {1, kind, view, n} where kind is what
--- this event alone did to the member ('joins', 'leaves', 'updates' or '') and n the
--- connections in the room (the pacer sizes the room's next interval by it). With flush, the
--- room's pending frames are published afterwards, even when the event was a no-op (a
--- redelivered batch so publishes what a run that died before its flush left pending).
+-- Returns {0} for a stale or repeated event, else {1, kind, view} where kind is what this
+-- event alone did to the member ('joins', 'leaves', 'updates' or ''). With flush, the
+-- room's pending frames are published after the event, even when it was a no-op (a
+-- redelivered batch so publishes what a run that died before its flush left pending), and
+-- the connections in the room are appended (the pacer sizes the room's next wait by it).
 local function apply()
   local conn, seq, user = ARGV[1], tonumber(ARGV[2]), ARGV[4]
   local tomb = redis.call('GET', KEYS[7])
@@ -276,8 +278,9 @@ local function apply()
   return {1, kind or '', item or ''}
 end
 local result = apply()
-if ARGV[13] == '1' then flush(KEYS[2], KEYS[6], KEYS[8], KEYS[9], KEYS[1], ARGV[14], ARGV[15]) end
-table.insert(result, redis.call('HLEN', KEYS[1]))  -- connections in the room, for pacing
+if ARGV[13] == '1' then
+  table.insert(result, flush(KEYS[2], KEYS[6], KEYS[8], KEYS[9], KEYS[1], ARGV[14], ARGV[15]))
+end
 return result
 """
 
@@ -302,8 +305,9 @@ local function apply()
   return {1, v}
 end
 local result = apply()
-if ARGV[5] == '1' then flush(KEYS[1], KEYS[5], KEYS[4], KEYS[6], KEYS[7], ARGV[6], ARGV[7]) end
-table.insert(result, redis.call('HLEN', KEYS[7]))  -- connections in the room, for pacing
+if ARGV[5] == '1' then
+  table.insert(result, flush(KEYS[1], KEYS[5], KEYS[4], KEYS[6], KEYS[7], ARGV[6], ARGV[7]))
+end
 return result
 """
 
@@ -324,7 +328,7 @@ for _, user in ipairs(due) do
     table.insert(leaves, visible)
   end
 end
-flush(KEYS[1], KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[2], ARGV[3])
+local size = flush(KEYS[1], KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[2], ARGV[3])
 local nxt = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
-return {leaves, nxt[2] or '', redis.call('HLEN', KEYS[8])}
+return {leaves, nxt[2] or '', size}
 """
