@@ -3,8 +3,8 @@
 Each service reads the gateway's event stream with its own group. A batch is
 acknowledged only after the handler returned, so a crash redelivers it (the
 handlers are idempotent); the XACK goes out in one pipeline with the next
-XREADGROUP, which saves a round trip per batch. Entries a dead consumer left pending are claimed
-with XAUTOCLAIM once they have been idle for `claim_idle_ms`. A handler that
+XREADGROUP, which saves a round trip per batch. Entries a dead consumer left
+pending are claimed with XAUTOCLAIM once they have been idle for `claim_idle_ms`. A handler that
 raises a Redis error leaves its batch pending and is retried with backoff; it
 never acknowledges what it did not store.
 """

@@ -80,23 +80,24 @@ class SessionsService:
 
     async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Each join, leave and disconnect moves its session's rooms and offsets."""
-        events = []
+        events: list[dict[str, Any]] = []  # queue_event's arguments
         for _, raw in entries:
             f = {k.decode(): v.decode() for k, v in raw.items()}
             if f.get("kind") not in SESSION_KINDS or not f.get("session") or f.get("replay"):
                 continue
             try:
                 offsets = json.loads(f["offsets"]) if f.get("offsets") else None
-                events.append(((f["kind"], f["tenant"], f["user"], f["session"], f["conn"]),
-                               {"room": f.get("room", ""), "offset": f.get("offset", ""),
-                                "offsets": offsets, "now": int(f.get("ts", 0)) or None}))
+                events.append({"kind": f["kind"], "tenant": f["tenant"], "user": f["user"],
+                               "sid": f["session"], "conn": f["conn"],
+                               "room": f.get("room", ""), "offset": f.get("offset", ""),
+                               "offsets": offsets, "now": int(f.get("ts", 0)) or None})
             except (KeyError, ValueError):
                 self.stats["events_skipped"] += 1
 
         async def write() -> None:
             pipe = self.redis.pipeline(transaction=False)
-            for args, fields in events:
-                self.store.queue_event(pipe, *args, **fields)
+            for event in events:
+                self.store.queue_event(pipe, **event)
             await pipe.execute()
 
         if events:
