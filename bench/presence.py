@@ -43,7 +43,6 @@ import gc
 import json
 import os
 import random
-import resource
 import shutil
 import signal
 import struct
@@ -57,6 +56,7 @@ from typing import Any
 
 from _clients import client_frame  # bench/ is on sys.path when run as a script
 from fanout import Children as FanoutChildren
+from fanout import raise_nofile
 
 REPO = Path(__file__).resolve().parent.parent
 ROOM = "bench:presence"
@@ -114,12 +114,6 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
         return float("nan")
     k = min(len(sorted_values) - 1, max(0, round(p / 100 * (len(sorted_values) - 1))))
     return sorted_values[k]
-
-
-def raise_nofile() -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 # --- child processes ------------------------------------------------------------------------
