@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from goldwire.presence.engine import PresenceEngine
-from goldwire.presence.pacing import DiffPacer
+from goldwire.presence.pacing import FORGET_AFTER, DiffPacer
 from goldwire.protocol.keys import Keys
 from tests.support import Client, Gateway, Presence, token
 from tests.test_presence_engine import Wire, ev, ids
@@ -56,6 +56,18 @@ def test_the_interval_grows_with_the_room_up_to_the_cap() -> None:
     assert pacer.interval_ms(ROOM) == pytest.approx(20)
     pacer.flushed(ROOM, now=0, size=100_000)
     assert pacer.interval_ms(ROOM) == 50
+
+
+def test_calm_rooms_are_forgotten_and_busy_ones_not_rescanned_per_flush() -> None:
+    pacer = DiffPacer(budget=1000, max_interval_ms=100)
+    for i in range(FORGET_AFTER):
+        pacer.flushed(("default", f"old{i}"), now=0, size=50)
+    pacer.flushed(ROOM, now=1000, size=50)  # one over: the calm ones go
+    assert len(pacer._last_flush) == 1 and not pacer.plan(ROOM, now=1001).flush_now
+    for i in range(FORGET_AFTER + 1):  # all busy: one scan, then none until twice as many
+        pacer.flushed(("default", f"busy{i}"), now=2000, size=50)
+    assert pacer._forget_at == 2 * FORGET_AFTER
+    assert len(pacer._last_flush) == FORGET_AFTER + 1  # busy rooms are all remembered
 
 
 def test_a_failed_write_forgets_its_deferral_and_zero_budget_never_paces() -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 RoomId = tuple[str, str]  # (tenant, room)
 
-FORGET_AFTER = 10_000  # rooms remembered before the calm ones are forgotten
+FORGET_AFTER = 10_000  # rooms remembered before the calm ones are first looked for
 
 
 @dataclass
@@ -42,6 +42,7 @@ class DiffPacer:
     _size: dict[RoomId, int] = field(default_factory=dict)
     _due: dict[RoomId, int] = field(default_factory=dict)  # deferred, not yet indexed
     _armed: dict[RoomId, int] = field(default_factory=dict)  # deferred and indexed
+    _forget_at: int = FORGET_AFTER  # rooms remembered before the next scan for calm ones
 
     def interval_ms(self, room: RoomId) -> float:
         if self.budget <= 0:
@@ -76,7 +77,7 @@ class DiffPacer:
         """The room published what it owed at `now`, having `size` connections."""
         self._last_flush[room] = now
         self._size[room] = size
-        if len(self._last_flush) > FORGET_AFTER:
+        if len(self._last_flush) > self._forget_at:
             self._forget_calm(now)
 
     def next_due(self) -> int | None:
@@ -98,3 +99,5 @@ class DiffPacer:
         for room in calm:
             del self._last_flush[room]
             self._size.pop(room, None)
+        # Many busy rooms: scan again only once as many more were added (amortized O(1)).
+        self._forget_at = max(FORGET_AFTER, 2 * len(self._last_flush))
