@@ -67,6 +67,12 @@ def _cmd_up(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -
     return run_up(environ, out=out)
 
 
+def _cmd_probe(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
+    from goldwire.cli.probe import probe, probe_url
+
+    return probe(probe_url(args.url, environ), args.timeout, out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser; each subparser stores its handler as `handler`."""
     parser = argparse.ArgumentParser(
@@ -91,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run Redis (if needed) and every service locally until Ctrl-C")
     up.set_defaults(handler=_cmd_up)
+
+    check = sub.add_parser("probe", help="GET a health URL, exit 0 on 2xx (container health check)")
+    check.add_argument("url", nargs="?",
+                       help="default: env GOLDWIRE_PROBE_URL, else the gateway's /healthz")
+    check.add_argument("--timeout", type=float, default=3.0, help="seconds")
+    check.set_defaults(handler=_cmd_probe)
     return parser
 
 
