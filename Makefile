@@ -5,6 +5,7 @@
 #   make run    goldwire up: Redis (if needed) and every service, until Ctrl-C
 #   make test   pytest; pass extra arguments with PYTEST_ARGS='-k token -x'
 #   make lint   ruff check
+#   make deploy-check validate Dockerfile, compose.yaml and every kustomize overlay offline
 #   make bench        benchmark suite, under 10 minutes: writes docs/benchmarks.md and its chart
 #   make bench-smoke  every benchmark scenario tiny, under a minute (CI runs it)
 #
@@ -47,3 +48,14 @@ bench: venv
 
 bench-smoke: venv
 	$(PY) bench/run_all.py --smoke
+
+.PHONY: deploy-check
+
+DEPLOY_STAMP := $(VENV)/.deploy-tools
+
+$(DEPLOY_STAMP): pyproject.toml | $(STAMP)
+	$(PY) -m pip install -e '.[test,deploy-check]'
+	touch $(DEPLOY_STAMP)
+
+deploy-check: $(DEPLOY_STAMP)
+	bash deploy/check.sh
