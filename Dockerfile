@@ -11,7 +11,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-RUN python -m venv /opt/goldwire
+RUN python3 -m venv /opt/goldwire
 COPY pyproject.toml README.md ./
 COPY libs ./libs
 COPY services ./services
