@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 import websockets
 
@@ -106,5 +107,50 @@ async def test_backend_authorization_callback_is_asked_and_cached(redis_server, 
         assert failed["data"]["code"] == "unavailable"  # fails closed, says why
         assert (await c.ok("ping")) == {"pong": True}
         await c.close()
+    finally:
+        gw.terminate()
+
+
+async def test_cors_allowlist_on_http_routes(redis_server, key_prefix) -> None:
+    """ALLOWED_ORIGINS also governs HTTP: a listed origin gets credentials and its own
+    origin back, a preflight is answered, an unlisted origin gets no CORS headers."""
+    app_origin = "https://app.goldleaves.example"
+    gw = Gateway(redis_server.url, key_prefix, allowed_origins=app_origin).start()
+    try:
+        async with httpx.AsyncClient(base_url=gw.http) as http:
+            pre = await http.options("/v2/sync/preferences", headers={
+                "Origin": app_origin, "Access-Control-Request-Method": "PUT",
+                "Access-Control-Request-Headers": "authorization, content-type"})
+            assert pre.status_code == 200
+            assert pre.headers["access-control-allow-origin"] == app_origin
+            assert pre.headers["access-control-allow-credentials"] == "true"
+            assert "PUT" in pre.headers["access-control-allow-methods"]
+            assert "authorization" in pre.headers["access-control-allow-headers"].lower()
+            got = await http.get("/v2/sync/preferences", headers={
+                "Origin": app_origin, "Authorization": f"Bearer {token()}"})
+            assert got.status_code in (200, 503)  # 503: no sessions service runs here;
+            # the browser may read either answer
+            assert got.headers["access-control-allow-origin"] == app_origin
+            assert "origin" in got.headers.get("vary", "").lower()
+            evil = await http.options("/v2/sync/preferences", headers={
+                "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+            assert evil.status_code == 400
+            assert "access-control-allow-origin" not in evil.headers
+            plain = await http.get("/healthz", headers={"Origin": "https://evil.example"})
+            assert "access-control-allow-origin" not in plain.headers
+    finally:
+        gw.terminate()
+
+
+async def test_cors_without_allowlist_is_a_wildcard_without_credentials(
+        redis_server, key_prefix) -> None:
+    gw = Gateway(redis_server.url, key_prefix).start()
+    try:
+        async with httpx.AsyncClient(base_url=gw.http) as http:
+            pre = await http.options("/v1/publish", headers={
+                "Origin": "https://any.example", "Access-Control-Request-Method": "POST"})
+            assert pre.status_code == 200
+            assert pre.headers["access-control-allow-origin"] == "*"
+            assert "access-control-allow-credentials" not in pre.headers
     finally:
         gw.terminate()

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from goldwire.gateway.cors import add_cors
 from goldwire.gateway.node import GatewayNode
 from goldwire.gateway.publish_api import router as publish_router
 from goldwire.gateway.settings import GatewaySettings
@@ -54,6 +55,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                               user=who.user_id if who else None,
                               tenant=who.tenant if who else DEFAULT_TENANT)
         return response
+
+    add_cors(app, settings)  # added last, so it runs first: preflights never reach routes
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
