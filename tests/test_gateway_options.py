@@ -154,3 +154,27 @@ async def test_cors_without_allowlist_is_a_wildcard_without_credentials(
             assert "access-control-allow-credentials" not in pre.headers
     finally:
         gw.terminate()
+
+
+async def test_sdk_is_served_as_a_cacheable_module(redis_server, key_prefix) -> None:
+    """Every gateway serves the built SDK: JavaScript with its version banner, an ETag that
+    revalidates to 304, and CORS so a page on another origin can import it."""
+    app_origin = "https://app.goldleaves.example"
+    gw = Gateway(redis_server.url, key_prefix, allowed_origins=app_origin).start()
+    try:
+        async with httpx.AsyncClient(base_url=gw.http) as http:
+            got = await http.get("/sdk/goldwire.js", headers={"Origin": app_origin})
+            assert got.status_code == 200
+            assert got.headers["content-type"].startswith("text/javascript")
+            assert got.headers["access-control-allow-origin"] == app_origin
+            assert "max-age=" in got.headers["cache-control"]
+            assert got.text.startswith("/*! @goldwire/client ")
+            assert "export{" in got.text.replace(" ", "")  # an ES module
+            etag = got.headers["etag"]
+            again = await http.get("/sdk/goldwire.js", headers={"If-None-Match": etag})
+            assert again.status_code == 304 and again.content == b""
+            assert again.headers["etag"] == etag
+            stale = await http.get("/sdk/goldwire.js", headers={"If-None-Match": '"old"'})
+            assert stale.status_code == 200 and stale.content == got.content
+    finally:
+        gw.terminate()

@@ -1,4 +1,4 @@
-"""The gateway's HTTP face (FastAPI): publish API, `/v2/sync`, health, readiness, metrics.
+"""The gateway's HTTP face (FastAPI): publish API, `/v2/sync`, the SDK, health, readiness, metrics.
 
 The node and the forwarder (the pooled HTTP client `/v2/sync` calls the
 services behind it with) are created in `lifespan` and handed to request
@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from goldwire.gateway.cors import add_cors
 from goldwire.gateway.node import GatewayNode
 from goldwire.gateway.publish_api import router as publish_router
+from goldwire.gateway.sdk_route import router as sdk_router
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.gateway.sync_api import Forwarder
 from goldwire.gateway.sync_api import router as sync_router
@@ -39,6 +40,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app = FastAPI(title="Goldwire gateway", version="1", lifespan=lifespan)
     app.include_router(publish_router)
     app.include_router(sync_router)
+    app.include_router(sdk_router)
 
     @app.middleware("http")
     async def record_api_use(request: Request, call_next: Any) -> Any:
