@@ -34,6 +34,7 @@ COMMAND_EXAMPLES = [
     {"op": "ping"},
     {"op": "session", "state": {"tab": "comments"}},
     {"op": "prefs", "values": {"theme": "dark"}, "version": 3},
+    {"op": "refresh", "token": "t", "ref": 9},
 ]
 
 
@@ -77,6 +78,7 @@ def test_examples_cover_the_seven_types() -> None:
 def test_reply_data_models_accept_what_the_gateway_sends() -> None:
     m.ConnectReply.model_validate({
         "conn_id": "n.1", "session_id": "s", "node": "n", "heartbeat": 30,
+        "expires_at": 1732771234000,
         "session": {"id": "s", "resumed": False, "rooms": [], "state": {}},
         "user": {"id": "u1", "name": "Ada"},
         "rooms": [{"room": "doc:1", "offset": "0-0"},

@@ -11,6 +11,7 @@ from goldwire.protocol.commands import (
     Ping,
     Prefs,
     Publish,
+    Refresh,
     RoomJoin,
     Send,
     Session,
@@ -27,7 +28,7 @@ __all__ = [
     "CLOSE_TABLE", "COMMAND_TYPES", "DEFAULT_TENANT", "OPS", "ZERO_OFFSET", "BadFrame",
     "CloseCode", "CloseInfo", "Command", "Connect", "ErrorCode", "FrameTooLarge",
     "GoldwireError", "Join", "Keys", "Leave", "Message", "MessageType", "Ping", "Prefs",
-    "ProtocolError", "Publish", "Reconnect", "RoomJoin", "Send", "Session", "Status",
+    "ProtocolError", "Publish", "Reconnect", "Refresh", "RoomJoin", "Send", "Session", "Status",
     "encode", "error", "format_offset", "is_offset", "is_room", "is_tenant",
     "parse_command", "parse_offset", "reply", "room_matches",
 ]

@@ -26,7 +26,7 @@ SERVER_MESSAGES: dict[m.MessageType, tuple[str, list[type[BaseModel]]]] = {
     m.MessageType.SYSTEM_MESSAGE: (
         "A reply to a command (same `ref`), or a server notice (e.g. preferences changed).",
         [m.ConnectReply, m.JoinResult, m.LeaveReply, m.PublishReply, m.SendReply,
-         m.StatusReply, m.PongReply, m.SessionReply, m.PrefsReply]),
+         m.StatusReply, m.PongReply, m.SessionReply, m.PrefsReply, m.RefreshReply]),
     m.MessageType.USER_MESSAGE: ("A room message, or a direct `send` (with `from`).", []),
     m.MessageType.DOCUMENT_UPDATE: ("A document change in a room; carries `offset`.", []),
     m.MessageType.PRESENCE_UPDATE: ("Room presence: full `state` after a join, then `diff`s.",

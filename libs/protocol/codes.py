@@ -48,6 +48,7 @@ class CloseCode(IntEnum):
     SLOW_CONSUMER = 4009
     SESSION_REVOKED = 4010
     DRAINING = 4012
+    TOO_MANY_CONNECTIONS = 4029
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,5 +87,9 @@ CLOSE_TABLE: dict[CloseCode, CloseInfo] = {
         ),
         CloseInfo(CloseCode.SESSION_REVOKED, "session revoked", Reconnect.NO, False),
         CloseInfo(CloseCode.DRAINING, "server draining", Reconnect.AT_ONCE, True),
+        CloseInfo(
+            CloseCode.TOO_MANY_CONNECTIONS, "too many connections for this user", Reconnect.NO,
+            False,
+        ),
     )
 }

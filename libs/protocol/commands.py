@@ -97,12 +97,19 @@ class Prefs(_Command):
     version: Annotated[int, Field(ge=0)]
 
 
+class Refresh(_Command):
+    """A new token for the same user and tenant, before the current one expires."""
+
+    op: Literal["refresh"]
+    token: Annotated[str, StringConstraints(min_length=1, max_length=16384)]
+
+
 Command = Annotated[
-    Connect | Join | Leave | Publish | Send | Status | Ping | Session | Prefs,
+    Connect | Join | Leave | Publish | Send | Status | Ping | Session | Prefs | Refresh,
     Field(discriminator="op"),
 ]
 COMMAND_TYPES: tuple[type[_Command], ...] = (
-    Connect, Join, Leave, Publish, Send, Status, Ping, Session, Prefs,
+    Connect, Join, Leave, Publish, Send, Status, Ping, Session, Prefs, Refresh,
 )
 OPS: frozenset[str] = frozenset(
     t.model_fields["op"].annotation.__args__[0]  # type: ignore[union-attr]

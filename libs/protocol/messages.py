@@ -84,6 +84,7 @@ class ConnectReply(_Data):
     user: UserRef
     node: str
     heartbeat: float
+    expires_at: int  # ms since the epoch: the token's `exp`; `refresh` before it (+ JWT_LEEWAY)
     rooms: list[JoinResult | JoinFailure] = Field(default_factory=list)
 
 
@@ -114,6 +115,10 @@ class SessionReply(_Data):
 
 class PrefsReply(_Data):
     version: int
+
+
+class RefreshReply(_Data):
+    expires_at: int  # ms since the epoch: the new token's `exp`
 
 
 class ErrorData(_Data):

@@ -4,7 +4,8 @@ Frames are rate-limited and parsed as they arrive; commands then run one at
 a time, in order, on a task that exists only while there is work (an idle
 connection costs no task). Before `connect`, anything but a `connect` closes
 the socket with 4000; after it, a bad frame gets a `bad_request` error and the
-connection stays open.
+connection stays open. A connection lives no longer than its token: when the token
+(plus `JWT_LEEWAY`) expires without a `refresh`, the socket is closed with 4001.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import deque
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -49,9 +51,9 @@ class CommandError(Exception):
 
 class Connection:
     __slots__ = (
-        "_auth_timer", "_flood_count", "_flood_window", "_inbox", "_worker", "bucket", "device",
-        "header_auth", "id", "meta", "node", "principal", "rooms", "seq", "session_id",
-        "state", "status", "transport",
+        "_auth_timer", "_expiry_timer", "_flood_count", "_flood_window", "_inbox", "_worker",
+        "bucket", "device", "header_auth", "id", "meta", "node", "principal", "rooms", "seq",
+        "session_id", "state", "status", "transport",
     )
 
     def __init__(self, node: GatewayNode, transport: WebSocketTransport,
@@ -78,6 +80,7 @@ class Connection:
         self._worker: asyncio.Task[None] | None = None
         self._auth_timer: asyncio.TimerHandle | None = loop.call_later(
             settings.auth_timeout, self._auth_timed_out)
+        self._expiry_timer: asyncio.TimerHandle | None = None
         node.metrics.connections_opened += 1
 
     # --- inbound -------------------------------------------------------------------
@@ -132,11 +135,23 @@ class Connection:
 
     # --- lifecycle ---------------------------------------------------------------------
     def authenticated(self, principal: Principal) -> None:
+        """The connect's (or a refresh's) token checked out: it rules until it expires."""
         self.principal = principal
         self.state = ConnState.READY
         if self._auth_timer is not None:
             self._auth_timer.cancel()
             self._auth_timer = None
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+        left = principal.expires_at + self.node.settings.jwt_leeway - time.time()
+        self._expiry_timer = asyncio.get_running_loop().call_later(
+            max(0.0, left), self._token_expired)
+
+    def _token_expired(self) -> None:
+        self._expiry_timer = None
+        if self.state is ConnState.READY:
+            self.node.metrics.tokens_expired += 1
+            self.close(CloseCode.UNAUTHORIZED, "token expired")
 
     def _auth_timed_out(self) -> None:
         self._auth_timer = None
@@ -151,6 +166,8 @@ class Connection:
         self.state = ConnState.CLOSED
         if self._auth_timer is not None:
             self._auth_timer.cancel()
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
         if self._worker is not None:
             self._worker.cancel()
         self.node.metrics.connections_closed += 1

@@ -28,6 +28,7 @@ from goldwire.protocol.commands import (
     Ping,
     Prefs,
     Publish,
+    Refresh,
     Send,
     Session,
     Status,
@@ -117,6 +118,7 @@ async def handle_connect(node: GatewayNode, conn: Connection, command: Connect) 
         "user": principal.public(),
         "node": node.node_id,
         "heartbeat": node.settings.websocket_heartbeat_interval,
+        "expires_at": _expires_ms(principal),
         "rooms": results,
     }))
     for pending in joins:
@@ -231,6 +233,35 @@ async def handle_prefs(node: GatewayNode, conn: Connection, command: Prefs) -> d
     return {"version": version}
 
 
+async def handle_refresh(node: GatewayNode, conn: Connection,
+                         command: Refresh) -> dict[str, Any] | None:
+    """Swap in a new token for the same user and tenant; the connection lives on.
+
+    A token that does not verify is refused with `unauthorized` and the old one still
+    rules until it expires (the client may try again). A valid token for someone else
+    is an attempt to change identity on a live socket: `forbidden`, then close 4001.
+    The new token's room and publish claims apply to the joins and publishes after it.
+    """
+    current = conn.principal
+    assert current is not None
+    try:
+        fresh = node.verifier.verify(command.token)
+    except AuthError as exc:
+        raise CommandError(ErrorCode.UNAUTHORIZED, str(exc)) from None
+    if (fresh.user_id, fresh.tenant) != (current.user_id, current.tenant):
+        conn.send(error(ErrorCode.FORBIDDEN, "refresh token is for another user or tenant",
+                        command.ref))
+        conn.close(CloseCode.UNAUTHORIZED, "refresh token is for another user")
+        return None
+    conn.authenticated(fresh)
+    node.metrics.tokens_refreshed += 1
+    return {"expires_at": _expires_ms(fresh)}
+
+
+def _expires_ms(principal: Principal) -> int:
+    return int(principal.expires_at * 1000)
+
+
 HANDLERS: dict[type, Handler] = {
     Connect: handle_connect,
     Join: handle_join,
@@ -241,4 +272,5 @@ HANDLERS: dict[type, Handler] = {
     Ping: handle_ping,
     Session: handle_session,
     Prefs: handle_prefs,
+    Refresh: handle_refresh,
 }

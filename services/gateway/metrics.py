@@ -20,6 +20,8 @@ class GatewayMetrics:
     rate_limited: int = 0
     bad_frames: int = 0
     heartbeat_timeouts: int = 0
+    tokens_expired: int = 0  # connections closed because the token ran out
+    tokens_refreshed: int = 0
     publishes: int = 0
     pubsub_reconnects: int = 0
     events_emitted: int = 0
