@@ -8,6 +8,8 @@
 #   make deploy-check validate Dockerfile, compose.yaml and every kustomize overlay offline
 #   make bench        benchmark suite, under 10 minutes: writes docs/benchmarks.md and its chart
 #   make bench-smoke  every benchmark scenario tiny, under a minute (CI runs it)
+#   make demo   Goldwire and the documents example app (examples/documents); prints the URL
+#   make browser      Debian's chromium for the browser tests, when /usr/bin/chromium is missing
 #
 # PYTEST_RC=FILE makes `make test` write pytest's own exit code to FILE, since
 # make itself reports every failure as 2 (.ci/run needs to tell 5 apart).
@@ -59,3 +61,18 @@ $(DEPLOY_STAMP): pyproject.toml | $(STAMP)
 
 deploy-check: $(DEPLOY_STAMP)
 	bash deploy/check.sh
+
+.PHONY: demo browser
+
+# DEMO_PORT is the app's port; the gateway keeps GATEWAY_PORT (8000).
+demo: venv
+	$(PY) -m examples.documents.demo
+
+# tests/test_browser_documents.py drives this binary through Playwright; the browser is
+# Debian's package, never a download (`playwright install` cannot reach its CDN here).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser:
+	@if [ -x $(CHROMIUM) ]; then echo "$(CHROMIUM): $$($(CHROMIUM) --version 2>/dev/null)"; \
+	else $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; fi

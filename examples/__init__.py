@@ -1,0 +1,1 @@
+"""Example applications built on Goldwire (each runs as its own process)."""
