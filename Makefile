@@ -10,6 +10,7 @@
 #   make bench-smoke  every benchmark scenario tiny, under a minute (CI runs it)
 #   make demo   Goldwire and the documents example app (examples/documents); prints the URL
 #   make browser      Debian's chromium for the browser tests, when /usr/bin/chromium is missing
+#   make sdk    the browser SDK: npm ci, typecheck, and check the committed build is current
 #
 # PYTEST_RC=FILE makes `make test` write pytest's own exit code to FILE, since
 # make itself reports every failure as 2 (.ci/run needs to tell 5 apart).
@@ -76,3 +77,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@if [ -x $(CHROMIUM) ]; then echo "$(CHROMIUM): $$($(CHROMIUM) --version 2>/dev/null)"; \
 	else $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; fi
+
+.PHONY: sdk
+
+# The browser SDK: install its pinned dev dependencies, typecheck, and fail if the committed
+# build (services/gateway/static/goldwire.js) is not what the sources build to. `npm run build`
+# in libs/client-js rebuilds it; `make test` runs its Node tests against real gateways.
+sdk:
+	cd libs/client-js && npm ci --no-audit --no-fund && npm run typecheck && npm run check-built
