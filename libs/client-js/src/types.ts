@@ -80,8 +80,8 @@ export interface ConnectReply {
   node: string;
   heartbeat: number;
   rooms: (JoinResult | JoinFailure)[];
-  /** Token expiry (ms since the epoch), when the gateway reports it. */
-  expires_at?: number;
+  /** Token expiry (ms since the epoch): the SDK refreshes the token before it. */
+  expires_at: number;
 }
 export interface LeaveReply {
   room: string;
