@@ -7,6 +7,7 @@ import { closeInfo, type Reconnect } from "./codes.js";
 import { Emitter } from "./events.js";
 import { Room, type RoomHost } from "./room.js";
 import { defaultStorage, type SessionStorage } from "./storage.js";
+import { httpBase, SyncApi } from "./sync.js";
 import type {
   ConnectReply,
   ErrorData,
@@ -54,6 +55,8 @@ export interface Options {
   refreshAhead?: number;
   /** Send a `ping` op after this long without any frame, ms (default: the server's heartbeat). */
   pingInterval?: number;
+  /** The gateway's HTTP base for `client.sync` (default: the socket URL's, `ws` → `http`, no `/ws`). */
+  httpUrl?: string;
 }
 
 export interface ConnectedInfo {
@@ -108,9 +111,11 @@ export class Goldwire extends Emitter<ClientEvents> {
   state: ConnectionState = "disconnected";
   /** The last connect reply. */
   info: ConnectReply | null = null;
+  /** The user's `/v2/sync` HTTP API (history, preferences, notifications, sessions). */
+  readonly sync: SyncApi;
 
   private readonly url: string;
-  private readonly opts: Required<Omit<Options, "websocket" | "storage" | "pingInterval">> & {
+  private readonly opts: Required<Omit<Options, "websocket" | "storage" | "pingInterval" | "httpUrl">> & {
     pingInterval?: number;
   };
   private readonly WS: WebSocketConstructor;
@@ -150,6 +155,7 @@ export class Goldwire extends Emitter<ClientEvents> {
     this.WS = WS;
     this.storage = options.storage ?? defaultStorage();
     if (typeof options.token === "string") this.token = options.token;
+    this.sync = new SyncApi(options.httpUrl ?? httpBase(url), () => this.currentToken());
     this.host = {
       isConnected: () => this.state === "connected",
       command: (op, fields) => this.command(op, fields),

@@ -12,6 +12,8 @@ export type {
 export { Room } from "./room.js";
 export type { ResyncInfo, RoomEvents, RoomState } from "./room.js";
 export { PresenceList } from "./presence.js";
+export { SyncApi, SyncError, httpBase } from "./sync.js";
+export type { Bootstrap, History, Notification, NotificationsPage, SessionSummary } from "./sync.js";
 export { fullJitter } from "./backoff.js";
 export type { BackoffOptions } from "./backoff.js";
 export { CLOSE_TABLE, closeInfo } from "./codes.js";

@@ -157,3 +157,36 @@ test("preferences and notifications arrive as client events", async (t) => {
   assert.equal(res.status, 200);
   assert.equal((await notified).data.text, "a comment");
 });
+
+test("client.sync: the inbox, preferences and room history over HTTP, with the client's token", async (t) => {
+  const gw = client(gateway.ws, { token: () => mintToken("dee") });
+  t.after(() => gw.close());
+  await gw.connect();
+  for (const text of ["first", "second"]) {
+    const res = await fetch(gateway.http + "/v1/publish", {
+      method: "POST",
+      headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ user: "dee", type: "notification", data: { text } }),
+    });
+    assert.equal(res.status, 200);
+  }
+  const inbox = await gw.sync.notifications();
+  assert.equal(inbox.unread, 2);
+  assert.deepEqual(inbox.items.map((n) => n.data.text), ["second", "first"], "newest first");
+  assert.deepEqual(await gw.sync.ackNotifications({ ids: [inbox.items[0].id] }), { unread: 1 });
+
+  const prefs = await gw.sync.preferences();
+  assert.equal(prefs.version, 0);
+  await gw.setPreferences({ theme: "dark" }, prefs.version);
+  assert.deepEqual((await gw.sync.preferences()).values, { theme: "dark" });
+
+  const room = gw.room("doc:history");
+  await room.join();
+  const sent = [];
+  for (let n = 0; n < 3; n++) sent.push((await room.publish("document_update", { n })).offset);
+  const all = await gw.sync.history("doc:history");
+  assert.deepEqual(all.messages.map((m) => m.offset), sent);
+  const after = await gw.sync.history("doc:history", { since: sent[0] });
+  assert.deepEqual([after.recovered, after.messages.map((m) => m.offset)], [true, sent.slice(1)]);
+  await assert.rejects(gw.sync.history("bad room name!"), (err) => err.status === 400 || err.status === 422);
+});
