@@ -7,7 +7,6 @@ wrong), and the frame's `ref` when it had one.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,6 +19,7 @@ from pydantic import (
     ValidationError,
 )
 
+from goldwire.protocol.depth import TooDeep, loads_bounded
 from goldwire.protocol.errors import BadFrame
 from goldwire.protocol.names import OffsetStr, RoomName, UserId
 
@@ -127,7 +127,10 @@ def parse_command(frame: str | bytes) -> Any:
     frame carried a usable one, so the error reply can echo it.
     """
     try:
-        obj = json.loads(frame)
+        obj = loads_bounded(frame)
+    except TooDeep as exc:
+        # No ref: finding it would mean parsing what was just refused for its shape.
+        raise BadFrame(f"frame is {exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadFrame(f"frame is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from goldwire.protocol.depth import JsonObject
 from goldwire.protocol.messages import MessageType
 from goldwire.protocol.names import DEFAULT_TENANT, RoomName, TenantName, UserId
 
@@ -20,7 +21,7 @@ class PublishRequest(BaseModel):
     broadcast: bool = False
     tenant: TenantName = DEFAULT_TENANT
     type: MessageType = MessageType.SYSTEM_MESSAGE
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JsonObject = Field(default_factory=dict)
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     from_: dict[str, Any] | None = Field(default=None, alias="from")
 

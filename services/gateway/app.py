@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from goldwire.gateway.cors import add_cors
-from goldwire.gateway.node import GatewayNode
+from goldwire.gateway.node import GatewayNode, PublishTooLarge
 from goldwire.gateway.publish_api import router as publish_router
 from goldwire.gateway.sdk_route import router as sdk_router
 from goldwire.gateway.settings import GatewaySettings
@@ -37,7 +37,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await forwarder.aclose()
             await node.stop()
 
-    app = FastAPI(title="Goldwire gateway", version="1", lifespan=lifespan)
+    # max_body_size: FastAPI (Starlette's RequestBodyLimitMiddleware) counts the bytes as
+    # they arrive, with or without Content-Length, and answers 413 past MAX_BODY_BYTES.
+    app = FastAPI(title="Goldwire gateway", version="1", lifespan=lifespan,
+                  max_body_size=settings.max_body_bytes)
     app.include_router(publish_router)
     app.include_router(sync_router)
     app.include_router(sdk_router)
@@ -57,6 +60,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                               user=who.user_id if who else None,
                               tenant=who.tenant if who else DEFAULT_TENANT)
         return response
+
+    @app.exception_handler(PublishTooLarge)
+    async def too_large(request: Request, exc: PublishTooLarge) -> JSONResponse:
+        return JSONResponse({"detail": {"code": "too_large", "message": str(exc)}},
+                            status_code=413)
 
     add_cors(app, settings)  # added last, so it runs first: preflights never reach routes
 

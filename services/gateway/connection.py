@@ -196,7 +196,7 @@ def _ref_of(data: bytes) -> str | int | None:
     """The `ref` of a frame refused before parsing, so its error still answers it."""
     try:
         ref = json.loads(data).get("ref")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
     return ref if isinstance(ref, (str, int)) and not isinstance(ref, bool) else None
 

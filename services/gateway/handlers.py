@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from goldwire.gateway.auth import AuthError, Principal
 from goldwire.gateway.authz import Action, AuthzUnavailable
 from goldwire.gateway.connection import CommandError, Connection, ConnState
-from goldwire.gateway.node import GatewayNode
+from goldwire.gateway.node import GatewayNode, PublishTooLarge
 from goldwire.gateway.rooms import PendingJoin
 from goldwire.protocol.codes import CloseCode, ErrorCode
 from goldwire.protocol.commands import (
@@ -52,6 +52,9 @@ async def run_command(node: GatewayNode, conn: Connection, command: Any) -> None
         return
     except AuthError as exc:
         conn.fail_auth(exc)
+        return
+    except PublishTooLarge as exc:
+        conn.send(error(ErrorCode.TOO_LARGE, str(exc), command.ref))
         return
     except AuthzUnavailable as exc:
         conn.send(error(ErrorCode.UNAVAILABLE, f"authorization service: {exc}", command.ref))

@@ -22,6 +22,7 @@ from goldwire.gateway.outbox import Outbox
 from goldwire.gateway.rooms import LocalRoom, RoomHub
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.protocol.codes import CloseCode
+from goldwire.protocol.errors import GoldwireError
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import direct_frame
 from goldwire.protocol.offsets import format_offset
@@ -36,6 +37,10 @@ log = logging.getLogger("goldwire.gateway")
 SWEEP_INTERVAL = 2.0
 LAG_PROBE_INTERVAL = 0.02  # seconds between event-loop lag probes
 EPOCH_TTL = 7 * 86400  # seconds; refreshed with the liveness key
+
+
+class PublishTooLarge(GoldwireError):
+    """A message over MAX_PUBLISH_BYTES: `too_large` on a socket, 413 over HTTP."""
 
 
 class NodeControl:
@@ -206,11 +211,18 @@ class GatewayNode:
         return self.keys.tenant_channel(tenant).encode()
 
     # --- the operations shared by sockets and HTTP ---------------------------------------
+    def check_size(self, size: int) -> None:
+        """Refuse a message whose frame is over MAX_PUBLISH_BYTES (before it is stored)."""
+        limit = self.settings.max_publish_bytes
+        if size > limit:
+            raise PublishTooLarge(f"message is {size} bytes; MAX_PUBLISH_BYTES is {limit}")
+
     async def publish_room(self, tenant: str, room: str, type_: str, data: dict[str, Any],
                            sender: dict[str, Any] | None = None,
                            idempotency_key: str | None = None) -> tuple[str, bool]:
         """The one path of every room message; returns (offset, was_duplicate)."""
         head, tail = room_frame_parts(type_, room, data, sender)
+        self.check_size(len(head) + len(tail) + 40)  # + offset and ts
         self.metrics.publishes += 1
         return await self.broker.publish_room(tenant, room, head, tail, idempotency_key)
 
@@ -222,13 +234,14 @@ class GatewayNode:
         A `notification` is also kept in the user's inbox (same step as its push)."""
         idem = self.keys.idempotency(tenant, idempotency_key) if idempotency_key else None
         notification = None
+        frame = direct_frame(type_, data, sender, int(time.time() * 1000))
+        self.check_size(len(frame) + 40)  # a notification's frame also carries its id
         if type_ == "notification":
             nid, dup, _ = await self.sessions.notify(tenant, user, data, sender, idempotency_key)
             if dup:
                 return self.sessions.first_delivery(nid), True
             notification, idem = nid, None  # the inbox holds the idempotency key
         else:
-            frame = direct_frame(type_, data, sender, int(time.time() * 1000))
             _, stored = await self.broker.publish_direct(self.keys.user_channel(tenant, user),
                                                          frame, idem)
             if stored is not None:
@@ -250,6 +263,7 @@ class GatewayNode:
         """Deliver to every connection of `tenant`: (gateways reached, was_duplicate)."""
         idem = self.keys.idempotency(tenant, idempotency_key) if idempotency_key else None
         frame = direct_frame(type_, data, sender, int(time.time() * 1000))
+        self.check_size(len(frame))
         reached, stored = await self.broker.publish_direct(self.keys.tenant_channel(tenant),
                                                            frame, idem)
         if stored is not None:

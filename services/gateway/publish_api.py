@@ -9,6 +9,7 @@ then holds the first result for the window.
 from __future__ import annotations
 
 import hmac
+import json
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from redis.exceptions import RedisError
@@ -70,6 +71,8 @@ async def publish_batch(batch: list[PublishRequest] | BatchRequest,
     items = batch.items if isinstance(batch, BatchRequest) else batch
     if not 1 <= len(items) <= 1000:
         raise HTTPException(422, "a batch holds 1 to 1000 publishes")
+    for item in items:  # all or nothing: refuse an oversized item before publishing any
+        node.check_size(len(json.dumps(item.data, separators=(",", ":"))))
     try:
         return BatchResult(results=[await publish_one(node, item) for item in items])
     except (RedisError, OSError) as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,10 @@ class GatewaySettings(BaseSettings):
     flood_strikes: int = 20  # rejected frames in a row before close 4008
     max_rooms_per_connection: int = 100
     max_outbound_bytes: int = 1 << 20  # a socket with more unsent bytes is cut off (4009)
+    # One message as delivered (the whole frame), from a socket or the HTTP API: below
+    # max_outbound_bytes, so one message alone can never cut a room's members off.
+    max_publish_bytes: int = 65536
+    max_body_bytes: int = 1 << 20  # one HTTP request body (a batch holds many publishes)
     # Kernel send buffer per socket (0: the kernel's autotuned default, up to megabytes).
     # Bounding it keeps a stuck client's real backlog near max_outbound_bytes.
     socket_send_buffer: int = 262144
@@ -64,6 +68,16 @@ class GatewaySettings(BaseSettings):
     session_timeout_hours: float = 24.0  # sliding: every use of a session extends it
     notifications_max: int = 500  # per user inbox
     notifications_retention_days: float = 30
+
+    @model_validator(mode="after")
+    def _one_message_fits_a_socket(self) -> GatewaySettings:
+        # Headroom for the frame's envelope and a few messages queued ahead of it.
+        if self.max_publish_bytes * 2 > self.max_outbound_bytes:
+            raise ValueError(
+                f"MAX_PUBLISH_BYTES ({self.max_publish_bytes}) must be at most half of "
+                f"MAX_OUTBOUND_BYTES ({self.max_outbound_bytes}), or one message could cut "
+                "every member of a room off as a slow consumer")
+        return self
 
     def api_key_set(self) -> frozenset[str]:
         return frozenset(self.api_key_list())

@@ -38,6 +38,7 @@ from goldwire.gateway.authz import Action, AuthzUnavailable
 from goldwire.gateway.node import GatewayNode
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.protocol.codes import ErrorCode
+from goldwire.protocol.depth import JsonObject
 from goldwire.protocol.names import is_room
 from goldwire.protocol.sync import (
     BootstrapResponse,
@@ -236,7 +237,7 @@ def _session_of(request: Request) -> str:
 
 
 class PreferencesWrite(BaseModel):
-    values: dict[str, Any]
+    values: JsonObject
     version: int = Field(ge=0)
 
 
