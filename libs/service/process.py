@@ -10,6 +10,10 @@ from typing import Any
 
 import uvicorn
 
+from goldwire.service.http_deadline import deadline_protocol
+
+DEFAULT_HTTP_REQUEST_TIMEOUT = 10.0  # seconds to receive a whole request (HTTP_REQUEST_TIMEOUT)
+
 
 def freeze_startup_heap() -> None:
     """Keep what start-up allocated (modules, the app) out of every later GC pass.
@@ -29,4 +33,6 @@ def run_service(create_app: Callable[[Any], Any], settings: Any, host: str, port
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = create_app(settings)
     freeze_startup_heap()
-    uvicorn.run(app, host=host, port=port, log_level=level, access_log=False, lifespan="on")
+    timeout = float(os.environ.get("HTTP_REQUEST_TIMEOUT") or DEFAULT_HTTP_REQUEST_TIMEOUT)
+    uvicorn.run(app, host=host, port=port, log_level=level, access_log=False, lifespan="on",
+                http=deadline_protocol(timeout))

@@ -20,6 +20,7 @@ class GatewayMetrics:
     rate_limited: int = 0
     bad_frames: int = 0
     heartbeat_timeouts: int = 0
+    http_request_timeouts: int = 0  # connections that sent no whole request in time
     tokens_expired: int = 0  # connections closed because the token ran out
     tokens_refreshed: int = 0
     publishes: int = 0

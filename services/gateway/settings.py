@@ -24,6 +24,7 @@ class GatewaySettings(BaseSettings):
 
     websocket_heartbeat_interval: float = 30.0
     auth_timeout: float = 10.0
+    http_request_timeout: float = 10.0  # seconds to receive a whole request or WS handshake
 
     jwt_secret: str | None = None
     jwt_public_key: str | None = None  # PEM text or a path to a PEM file
