@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
+import redis
 
+from goldwire.protocol.keys import Keys
 from tests.support import Client, Gateway, Presence, token
 
 pytestmark = pytest.mark.asyncio
@@ -237,3 +240,33 @@ async def test_a_gateway_presumed_dead_sends_its_clients_back(redis_server, key_
     finally:
         for proc in (gw1, gw2, presence):
             proc.terminate()
+
+
+ODD_USERS = ["ops/alice", "o'brien \"the\" lawyer", "名前", "a b", "x" * 200]
+
+
+async def test_odd_user_ids_and_a_bad_entry_never_stop_the_sweep(stack, redis_server) -> None:
+    """User ids with slashes, quotes, spaces and non-ASCII are users like any other; a tab
+    is refused at the edge (it separates presence's bookkeeping fields); and an entry that
+    is malformed anyway (written before ids were checked) is skipped, not fatal."""
+    gw1, gw2, _ = stack
+    refused = await Client.open(gw1.url)
+    await refused.ws.send(json.dumps({"op": "connect", "token": token("tab\there")}))
+    assert await refused.closed_with() == 4001
+    r = room()
+    observer = await Client.open(gw2.url, token("watcher"), rooms=[{"room": r}])
+    await next_presence(observer)
+    doomed = [await Client.open(gw1.url, token(u), rooms=[{"room": r}]) for u in ODD_USERS]
+    joined: set[str] = set()
+    while len(joined) < len(ODD_USERS):
+        joined |= {m["user"]["id"] for m in (await next_presence(observer))["joins"]}
+    assert joined == set(ODD_USERS)
+    node = doomed[0].connected["data"]["node"]
+    with redis.Redis.from_url(redis_server.url) as raw:
+        raw.sadd(Keys(gw1.prefix).presence_node_conns(node), "garbage-without-tabs")
+    gw1.kill()
+    left: set[str] = set()
+    while len(left) < len(ODD_USERS):
+        left |= {m["user"]["id"] for m in (await next_presence(observer, timeout=15))["leaves"]}
+    assert left == set(ODD_USERS)
+    await observer.close()

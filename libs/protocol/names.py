@@ -1,4 +1,9 @@
-"""Validated names: rooms, tenants, room patterns.
+"""Validated names: rooms, tenants, user ids, room patterns.
+
+One rule set, checked once at the edge (tokens, commands, HTTP bodies and paths), so
+nothing odd reaches a Redis key, a set member or a sweep. User ids (a token's `sub`) may
+hold any printable character, `/` included, but no control character: tabs separate
+the fields of presence bookkeeping entries.
 
 Rooms and tenants end up inside Redis key names and hash tags, so their
 alphabets exclude `{`, `}`, whitespace and `*`; tenants also exclude `/`,
@@ -20,19 +25,25 @@ DEFAULT_TENANT = "default"
 
 RoomName = Annotated[str, StringConstraints(pattern=ROOM_RE)]
 TenantName = Annotated[str, StringConstraints(pattern=TENANT_RE)]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+USER_RE = r"^[^\x00-\x1f\x7f]{1,200}$"
+UserId = Annotated[str, StringConstraints(pattern=USER_RE)]
 OffsetStr = Annotated[str, StringConstraints(pattern=r"^\d{1,20}-\d{1,20}$")]
 
 _room = re.compile(ROOM_RE)
 _tenant = re.compile(TENANT_RE)
+_user = re.compile(USER_RE)
 
 
 def is_room(name: str) -> bool:
-    return bool(_room.match(name))
+    return bool(_room.fullmatch(name))  # fullmatch: `$` alone lets a final \n through
 
 
 def is_tenant(name: str) -> bool:
-    return bool(_tenant.match(name))
+    return bool(_tenant.fullmatch(name))
+
+
+def is_user_id(name: str) -> bool:
+    return bool(_user.fullmatch(name))
 
 
 def room_matches(room: str, patterns: list[str] | tuple[str, ...]) -> bool:

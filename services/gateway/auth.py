@@ -13,7 +13,7 @@ import jwt
 
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.protocol.errors import GoldwireError
-from goldwire.protocol.names import DEFAULT_TENANT, is_tenant
+from goldwire.protocol.names import DEFAULT_TENANT, is_tenant, is_user_id
 
 HMAC_ALGS = ("HS256", "HS384", "HS512")
 PUBLIC_ALGS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512")
@@ -75,8 +75,8 @@ class TokenVerifier:
 
 def _principal(claims: dict) -> Principal:
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub or len(sub) > 200:
-        raise AuthError("claim 'sub' must be a non-empty string")
+    if not isinstance(sub, str) or not is_user_id(sub):
+        raise AuthError("claim 'sub' must be 1 to 200 characters with no control characters")
     tenant = claims.get("tenant") or DEFAULT_TENANT
     if not isinstance(tenant, str) or not is_tenant(tenant):
         raise AuthError("claim 'tenant' is not a valid tenant name")

@@ -21,6 +21,16 @@ log = logging.getLogger("goldwire.presence.jobs")
 SWEEP_SEQ = 2**50
 
 
+def parse_node_conn(member: str) -> tuple[str, str, str] | None:
+    """`<tenant>\t<user>\t<conn>` → its parts. Tenants and connection ids never hold a
+    tab; a user id from before ids were checked at the edge might, so it takes the rest."""
+    tenant, _, rest = member.partition("\t")
+    user, _, conn = rest.rpartition("\t")
+    if not tenant or not user or not conn:
+        return None
+    return tenant, user, conn
+
+
 async def sweep_dead_nodes(ctx: dict[str, Any]) -> int:
     """Remove the connections of gateways whose liveness key expired; returns how many."""
     service = ctx["service"]
@@ -30,10 +40,15 @@ async def sweep_dead_nodes(ctx: dict[str, Any]) -> int:
         node = raw_node.decode()
         if await redis.exists(keys.node_alive(node)):
             continue
-        members = [m.decode() for m in await redis.smembers(keys.presence_node_conns(node))]
+        members = [m.decode(errors="replace")
+                   for m in await redis.smembers(keys.presence_node_conns(node))]
         events = []
         for member in members:
-            tenant, user, conn = member.split("\t")
+            parsed = parse_node_conn(member)
+            if parsed is None:  # one bad entry must not keep the rest of the node's ghosts
+                log.warning("sweep of %s: skipped a malformed entry %r", node, member[:200])
+                continue
+            tenant, user, conn = parsed
             events.append(GatewayEvent(kind="disconnect", node=node, conn=conn, seq=SWEEP_SEQ,
                                        tenant=tenant, user=user, ts=service.now_ms()))
         # No grace for the dead: their users are gone from every view at once.
