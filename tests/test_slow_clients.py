@@ -65,7 +65,8 @@ async def test_the_gateway_drops_slow_and_silent_connections(redis_server, key_p
         assert time.monotonic() - started < DEADLINE + 4
         await asyncio.sleep(DEADLINE + 0.2)  # past the deadline: the socket lives on
         assert (await ws.ok("ping")) == {"pong": True}
-        assert httpx.get(gw.http + "/healthz").status_code == 200
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(gw.http + "/healthz")).status_code == 200
         assert "goldwire_gateway_http_request_timeouts_total 100" in gw.metrics()
         await ws.close()
     finally:
@@ -80,6 +81,7 @@ async def test_the_services_drop_silent_connections_too(redis_server, key_prefix
         await asyncio.gather(*(closed_by_server(s, DEADLINE + 4) for s in socks))
         for s in socks:
             s.close()
-        assert httpx.get(svc.http + "/healthz").status_code == 200
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(svc.http + "/healthz")).status_code == 200
     finally:
         svc.terminate()
