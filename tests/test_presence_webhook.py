@@ -1,9 +1,10 @@
 """Presence webhooks: signed, retried by arq while the receiver fails, never in the way.
 
 A real HTTP receiver (`http.server` in a thread) stands in for a backend. It
-checks nothing itself; it records every delivery attempt (status answered,
-headers, body) and the tests verify the HMAC with the shared secret. The
-presence process runs with a short leave grace so room leaves arrive fast.
+verifies what a receiver should (the timestamped signature, and a timestamp at
+most 5 minutes old: else 401, so a replayed delivery is refused) and records
+every attempt (status answered, headers, body). The presence process runs with a
+short leave grace so room leaves arrive fast.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,11 +26,21 @@ from typing import Any
 
 import pytest
 
-from tests.support import Client, Gateway, Presence, token
+from tests.support import Client, Gateway, Presence, free_port, token
 
 pytestmark = pytest.mark.asyncio
 
 WEBHOOK_SECRET = "webhook-secret-for-tests"
+MAX_AGE = 300  # seconds: what this receiver accepts as fresh
+
+
+def verify(secret: str, headers: Any, body: bytes, now: float) -> bool:
+    """What a receiver does: HMAC-SHA256 of `<timestamp>.<body>`, and a fresh timestamp."""
+    ts = headers.get("X-Goldwire-Timestamp", "")
+    if not ts.isdigit() or abs(now - int(ts)) > MAX_AGE:
+        return False
+    mac = hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(headers.get("X-Goldwire-Signature-V2", ""), "sha256=" + mac)
 
 
 @dataclass
@@ -33,6 +48,8 @@ class Delivery:
     status: int  # what the receiver answered
     signature: str
     body: bytes
+    timestamp: str = ""
+    verified: bool = False  # the timestamped signature checked out, and was fresh
 
     @property
     def change(self) -> dict[str, Any]:
@@ -44,7 +61,8 @@ class Delivery:
 
 
 class Receiver:
-    """A backend's webhook endpoint: answers `status` (200, or 500 to fail) and records."""
+    """A backend's webhook endpoint: answers 401 to a delivery it cannot verify, else
+    `status` (200, or 500 to fail), and records each attempt."""
 
     def __init__(self) -> None:
         self.status = 200
@@ -55,10 +73,12 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                ok = verify(WEBHOOK_SECRET, self.headers, body, time.time())
                 with receiver.lock:
-                    status = receiver.status
+                    status = receiver.status if ok else 401
                     receiver.deliveries.append(
-                        Delivery(status, self.headers.get("X-Goldwire-Signature", ""), body))
+                        Delivery(status, self.headers.get("X-Goldwire-Signature", ""), body,
+                                 self.headers.get("X-Goldwire-Timestamp", ""), ok))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -157,8 +177,24 @@ async def test_signed_events_for_online_join_leave_offline(stack, receiver: Rece
     await receiver.wait_for(expected)
 
     attempts = receiver.attempts()
-    assert all(d.signed() for d in attempts), [d.signature for d in attempts]
+    assert all(d.verified for d in attempts), attempts
+    assert all(d.signed() for d in attempts), [d.signature for d in attempts]  # the v1 header
     assert not any(d.signed("not-the-secret") for d in attempts)
+    # What the receiver refuses: a wrong secret, a stale or a future timestamp, a body
+    # changed after signing, and a signature moved to another timestamp.
+    d = attempts[0]
+    headers = {"X-Goldwire-Timestamp": d.timestamp,
+               "X-Goldwire-Signature-V2": "sha256=" + hmac.new(
+                   WEBHOOK_SECRET.encode(), d.timestamp.encode() + b"." + d.body,
+                   hashlib.sha256).hexdigest()}
+    sent = int(d.timestamp)
+    assert verify(WEBHOOK_SECRET, headers, d.body, sent + 1)
+    assert not verify("not-the-secret", headers, d.body, sent)
+    assert not verify(WEBHOOK_SECRET, headers, d.body, sent + MAX_AGE + 1)
+    assert not verify(WEBHOOK_SECRET, headers, d.body, sent - MAX_AGE - 1)
+    assert not verify(WEBHOOK_SECRET, headers, d.body + b" ", sent)
+    moved = {**headers, "X-Goldwire-Timestamp": str(sent + 1)}
+    assert not verify(WEBHOOK_SECRET, moved, d.body, sent)
     changes = receiver.delivered()
     for exp in expected:  # each change once, with a timestamp
         (change,) = [c for c in changes if _matches(c, exp)]
@@ -197,10 +233,31 @@ async def test_failing_receiver_is_retried_and_never_delays_the_stream(
 
     receiver.status = 200  # the backend is back: arq's retries get everything through
     await receiver.wait_for(expected)
-    assert all(d.signed() for d in receiver.attempts())
+    assert all(d.signed() and d.verified for d in receiver.attempts())
+    # Each retry is signed when it is sent, so the freshness window never refuses a
+    # change only because it waited in arq's queue.
+    stamps = {d.timestamp for d in receiver.attempts() if _matches(d.change, {"user": user})}
+    assert len(stamps) >= 2, stamps
     accepted = [c for c in receiver.delivered() if c["user"] == user]
     assert len(accepted) == len(expected), accepted  # delivered once each, none lost
     assert "goldwire_presence_webhook_failures_total 0" not in presence.metrics()
 
     for client in [observer, *others]:
         await client.close()
+
+
+@pytest.mark.parametrize("secret", ["", "   "])
+async def test_a_webhook_without_a_secret_refuses_to_start(redis_server, key_prefix: str,
+                                                            secret: str) -> None:
+    """Unsigned deliveries could be forged by anyone: the process will not start, and
+    says why in one line."""
+    env = {**os.environ, "REDIS_URL": redis_server.url, "GOLDWIRE_KEY_PREFIX": key_prefix,
+           "PRESENCE_PORT": str(free_port()), "LOG_LEVEL": "warning",
+           "PRESENCE_WEBHOOK_URL": "http://127.0.0.1:9/hooks", "PRESENCE_WEBHOOK_SECRET": secret}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "goldwire.cli", "presence", env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2, (proc.returncode, err)
+    assert err.decode().strip().splitlines() == [
+        "goldwire presence: PRESENCE_WEBHOOK_URL is set but PRESENCE_WEBHOOK_SECRET is empty"]

@@ -7,13 +7,14 @@ several replicas sweep once, not once each.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import httpx
 from arq import Retry
 
 from goldwire.presence.events import GatewayEvent
-from goldwire.presence.notify import sign
+from goldwire.presence.notify import signed_headers
 
 log = logging.getLogger("goldwire.presence.jobs")
 
@@ -75,8 +76,7 @@ async def deliver_webhook(ctx: dict[str, Any], body: str) -> None:
     service = ctx["service"]
     settings = service.settings
     data = body.encode()
-    headers = {"Content-Type": "application/json",
-               "X-Goldwire-Signature": sign(settings.presence_webhook_secret, data)}
+    headers = signed_headers(settings.presence_webhook_secret, data, time.time())
     try:
         resp = await service.http.post(settings.presence_webhook_url, content=data,
                                        headers=headers)

@@ -2,8 +2,12 @@
 
 The stream `<prefix>:presence:events` is for other services to consume. When
 `PRESENCE_WEBHOOK_URL` is set, each change also becomes an arq job that POSTs
-it (HMAC-SHA256 of the body in `X-Goldwire-Signature: sha256=<hex>`), retried
-with backoff by arq: a slow or failing receiver never holds up the event stream.
+it, retried with backoff by arq: a slow or failing receiver never holds up the
+event stream. Each attempt is signed twice with `PRESENCE_WEBHOOK_SECRET`:
+`X-Goldwire-Signature: sha256=HMAC(secret, body)` (the original, documented header,
+kept so existing receivers keep working) and, so that a receiver can refuse a
+replayed delivery, `X-Goldwire-Timestamp: <unix seconds>` with
+`X-Goldwire-Signature-V2: sha256=HMAC(secret, "<timestamp>.<body>")`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,16 @@ FIELDS = tuple(f.name for f in fields(PresenceChange))
 
 def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signed_headers(secret: str, body: bytes, now: float) -> dict[str, str]:
+    """The headers of one delivery attempt, signed at `now` (each retry is signed
+    afresh, so a receiver's freshness window applies to the attempt, not the change)."""
+    ts = str(int(now))
+    return {"Content-Type": "application/json",
+            "X-Goldwire-Signature": sign(secret, body),
+            "X-Goldwire-Timestamp": ts,
+            "X-Goldwire-Signature-V2": sign(secret, ts.encode() + b"." + body)}
 
 
 def change_body(change: PresenceChange) -> dict[str, Any]:

@@ -32,5 +32,12 @@ class PresenceSettings(BaseSettings):
     presence_webhook_tries: int = 8
     tombstone_ttl: int = 3600  # seconds a leave/disconnect tombstone is kept
 
+    def config_error(self) -> str | None:
+        """Why this configuration must not run, or None. A webhook without a secret
+        would be unsigned in effect (anyone could forge its deliveries)."""
+        if self.presence_webhook_url and not self.presence_webhook_secret.strip():
+            return "PRESENCE_WEBHOOK_URL is set but PRESENCE_WEBHOOK_SECRET is empty"
+        return None
+
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
