@@ -1,7 +1,10 @@
 """The activity HTTP API (API key): histories, analytics summaries, live stats.
 
 Bad parameters are 422 with `{"detail": "<param>: <what is wrong>"}`; times are
-milliseconds since the epoch or ISO 8601 (a time without a zone is UTC).
+milliseconds since the epoch or ISO 8601 (a time without a zone is UTC). User ids and
+room names may hold `/` (`{name:path}`); `/users/a/summary` is user `a`'s summary, so
+the history of a user whose id ends in `/summary` is asked with the id's `/` sent as
+`%2F` (`/users/a%2Fsummary`), which the raw path tells apart.
 """
 
 from __future__ import annotations
@@ -80,6 +83,20 @@ def time_range(since: str | None, until: str | None, names: tuple[str, str]) -> 
     return lo, hi
 
 
+def _raw_path(request: Request) -> bytes:
+    """The path as sent, `%2F` still encoded (uvicorn gives it; else the decoded one)."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    return raw.split(b"?", 1)[0]
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return 50
+    if not value.isdigit() or not 1 <= int(value) <= 200:
+        raise bad("limit: expected a whole number from 1 to 200")
+    return int(value)
+
+
 def window(start: str | None, end: str | None, default_ms: int) -> tuple[int, int]:
     lo, hi = time_range(start, end, ("from", "to"))
     hi = int(time.time() * 1000) if hi is None else hi
@@ -124,11 +141,17 @@ def create_app(settings: ActivitySettings) -> FastAPI:
         return {"items": items, "next": nxt}
 
     @app.get("/v1/activity/users/{user:path}/summary", dependencies=auth)
-    async def user_summary(user: Annotated[UserId, Path()], tenant: Tenant = DEFAULT_TENANT,
+    async def user_summary(request: Request, user: Annotated[UserId, Path()],
+                           tenant: Tenant = DEFAULT_TENANT,
                            from_: Annotated[str | None, Query(alias="from")] = None,
                            to: str | None = None,
                            service: ActivityService = Depends(service_of)) -> dict[str, Any]:
         """Last active, rooms visited, time in rooms, messages sent (whole UTC days)."""
+        if not _raw_path(request).endswith(b"/summary"):  # `.../a%2Fsummary`: a history
+            q = request.query_params
+            return await user_history(f"{user}/summary", tenant, q.get("type"),
+                                      q.get("since"), q.get("until"), q.get("cursor"),
+                                      _limit(q.get("limit")), service)
         lo, hi = window(from_, to, 30 * DAY_MS)
         return await service.analytics.user_summary(tenant, user, lo, hi)
 

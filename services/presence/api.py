@@ -1,4 +1,8 @@
-"""The presence HTTP API (API key): room members, one user's status, many rooms at once."""
+"""The presence HTTP API (API key): room members, one user's status, many rooms at once.
+
+Room names and user ids may hold `/` (`doc:a/b`), so the path routes take the rest of
+the path (`{name:path}`); a `%2F` arrives decoded, so both spellings work.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 
 from goldwire.presence.service import PresenceService
 from goldwire.presence.settings import PresenceSettings
-from goldwire.protocol.names import DEFAULT_TENANT, TenantName, is_room
+from goldwire.protocol.names import DEFAULT_TENANT, TenantName, UserId, is_room
 from goldwire.service import add_health_routes, api_key_checker, prometheus_text
 
 Tenant = Annotated[TenantName, Query()]
@@ -53,14 +57,15 @@ def create_app(settings: PresenceSettings) -> FastAPI:
                          service: PresenceService = Depends(service_of)) -> dict[str, Any]:
         return {"rooms": await service.engine.room_members(tenant, _rooms(rooms))}
 
-    @app.get("/v1/presence/rooms/{room}", dependencies=auth)
+    @app.get("/v1/presence/rooms/{room:path}", dependencies=auth)
     async def one_room(room: str, tenant: Tenant = DEFAULT_TENANT,
                        service: PresenceService = Depends(service_of)) -> dict[str, Any]:
-        (name,) = _rooms(room)
-        return {"room": name, **(await service.engine.room_members(tenant, [name]))[name]}
+        if not is_room(room):  # checked whole: a comma here is not a list
+            raise HTTPException(422, f"not a room name: {room!r}")
+        return {"room": room, **(await service.engine.room_members(tenant, [room]))[room]}
 
-    @app.get("/v1/presence/users/{user}", dependencies=auth)
-    async def one_user(user: str, tenant: Tenant = DEFAULT_TENANT,
+    @app.get("/v1/presence/users/{user:path}", dependencies=auth)
+    async def one_user(user: Annotated[UserId, Path()], tenant: Tenant = DEFAULT_TENANT,
                        service: PresenceService = Depends(service_of)) -> dict[str, Any]:
         return await service.engine.user_status(tenant, user)
 

@@ -2,6 +2,10 @@
 
 The gateway serves the browser's side of it under `/v2/sync/` with the user's
 JWT and calls these routes with its API key and the token's tenant and user.
+
+User ids may hold `/`, so `{user:path}` takes everything up to the route's fixed tail
+(the match is greedy: `/v1/users/a/sessions/sessions` is user `a/sessions`); the
+gateway sends the id `%2F`-encoded, which arrives decoded and matches the same way.
 """
 
 from __future__ import annotations
@@ -10,17 +14,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
 
-from goldwire.protocol.names import DEFAULT_TENANT, TenantName
+from goldwire.protocol.names import DEFAULT_TENANT, TenantName, UserId
 from goldwire.service import add_health_routes, api_key_checker, prometheus_text
 from goldwire.sessions.service import SessionsService
 from goldwire.sessions.settings import SessionsSettings
 from goldwire.sessions.store import InvalidValue, PreferencesConflict
 
 Tenant = Annotated[TenantName, Query()]
+User = Annotated[UserId, Path()]
 
 
 OffsetId = Annotated[str, StringConstraints(pattern=r"^\d{1,20}-\d{1,20}$")]
@@ -58,23 +63,23 @@ def create_app(settings: SessionsSettings) -> FastAPI:
     app = FastAPI(title="Goldwire sessions", version="1", lifespan=lifespan)
     auth = [Depends(require_api_key)]
 
-    @app.get("/v1/users/{user}/sessions", dependencies=auth)
-    async def list_sessions(user: str, tenant: Tenant = DEFAULT_TENANT, current: str = "",
+    @app.get("/v1/users/{user:path}/sessions", dependencies=auth)
+    async def list_sessions(user: User, tenant: Tenant = DEFAULT_TENANT, current: str = "",
                             service: SessionsService = Depends(service_of)) -> dict[str, Any]:
         sessions = await service.store.list_sessions(tenant, user)
         for s in sessions:
             s["current"] = s["id"] == current
         return {"sessions": sessions}
 
-    @app.delete("/v1/users/{user}/sessions/{sid}", dependencies=auth)
-    async def revoke_session(user: str, sid: str, tenant: Tenant = DEFAULT_TENANT,
+    @app.delete("/v1/users/{user:path}/sessions/{sid}", dependencies=auth)
+    async def revoke_session(user: User, sid: str, tenant: Tenant = DEFAULT_TENANT,
                              service: SessionsService = Depends(service_of)) -> dict[str, Any]:
         if not await service.revoke(tenant, user, sid):
             raise HTTPException(404, f"no live session {sid!r} for this user")
         return {"revoked": sid}
 
-    @app.get("/v1/users/{user}/bootstrap", dependencies=auth)
-    async def bootstrap(user: str, tenant: Tenant = DEFAULT_TENANT, session: str = "",
+    @app.get("/v1/users/{user:path}/bootstrap", dependencies=auth)
+    async def bootstrap(user: User, tenant: Tenant = DEFAULT_TENANT, session: str = "",
                         service: SessionsService = Depends(service_of)) -> dict[str, Any]:
         """What a page needs from this service at load, in one call."""
         store = service.store
@@ -85,14 +90,14 @@ def create_app(settings: SessionsSettings) -> FastAPI:
             "unread": await store.unread(tenant, user),
         }
 
-    @app.get("/v1/users/{user}/preferences", dependencies=auth)
-    async def get_preferences(user: str, tenant: Tenant = DEFAULT_TENANT,
+    @app.get("/v1/users/{user:path}/preferences", dependencies=auth)
+    async def get_preferences(user: User, tenant: Tenant = DEFAULT_TENANT,
                               service: SessionsService = Depends(service_of)) -> dict[str, Any]:
         values, version = await service.store.read_prefs(tenant, user)
         return {"values": values, "version": version}
 
-    @app.put("/v1/users/{user}/preferences", dependencies=auth)
-    async def put_preferences(user: str, body: PreferencesBody, tenant: Tenant = DEFAULT_TENANT,
+    @app.put("/v1/users/{user:path}/preferences", dependencies=auth)
+    async def put_preferences(user: User, body: PreferencesBody, tenant: Tenant = DEFAULT_TENANT,
                               service: SessionsService = Depends(service_of)) -> JSONResponse:
         try:
             version = await service.store.write_prefs(tenant, user, body.values, body.version)
@@ -103,15 +108,15 @@ def create_app(settings: SessionsSettings) -> FastAPI:
             raise HTTPException(422, str(exc)) from None
         return JSONResponse({"values": body.values, "version": version})
 
-    @app.get("/v1/users/{user}/notifications", dependencies=auth)
-    async def notifications(user: str, tenant: Tenant = DEFAULT_TENANT,
+    @app.get("/v1/users/{user:path}/notifications", dependencies=auth)
+    async def notifications(user: User, tenant: Tenant = DEFAULT_TENANT,
                             limit: Annotated[int, Query(ge=1, le=200)] = 50,
                             before: Annotated[str | None, Query(pattern=r"^\d+-\d+$")] = None,
                             service: SessionsService = Depends(service_of)) -> dict[str, Any]:
         return await service.store.notifications(tenant, user, limit, before)
 
-    @app.post("/v1/users/{user}/notifications/ack", dependencies=auth)
-    async def ack(user: str, body: AckBody, tenant: Tenant = DEFAULT_TENANT,
+    @app.post("/v1/users/{user:path}/notifications/ack", dependencies=auth)
+    async def ack(user: User, body: AckBody, tenant: Tenant = DEFAULT_TENANT,
                   service: SessionsService = Depends(service_of)) -> dict[str, Any]:
         if not body.ids and not body.upto:
             raise HTTPException(422, "give `ids` or `upto`")
