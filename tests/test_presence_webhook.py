@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from tests.support import Client, Gateway, Presence, free_port, token
 
@@ -204,7 +205,7 @@ async def test_signed_events_for_online_join_leave_offline(stack, receiver: Rece
 
 
 async def test_failing_receiver_is_retried_and_never_delays_the_stream(
-        stack, receiver: Receiver) -> None:
+        stack, receiver: Receiver, redis_server, key_prefix: str) -> None:
     presence, gateway = stack
     watched, busy = room(), room()
     observer = await joined(gateway, "observer", busy)
@@ -230,6 +231,15 @@ async def test_failing_receiver_is_retried_and_never_delays_the_stream(
     # Every one of ada's changes was tried and retried.
     await receiver.wait_for(expected, attempts=2, status=500)
     assert not any(_matches(c, {"user": user}) for c in receiver.delivered())
+    # The retries wait as arq jobs whose ids hold the key prefix (arq's own `arq:job:`
+    # prefix is fixed): another deployment on this Redis never sees them as its own.
+    redis = Redis.from_url(redis_server.url)
+    try:
+        waiting = [k.decode() async for k in redis.scan_iter(
+            match=f"arq:job:{key_prefix}:presence:webhook:*", count=1000)]
+    finally:
+        await redis.aclose()
+    assert waiting
 
     receiver.status = 200  # the backend is back: arq's retries get everything through
     await receiver.wait_for(expected)

@@ -19,7 +19,7 @@ from goldwire.activity.settings import ActivitySettings
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import MessageType
 from goldwire.protocol.scripts import PUBLISH_ROOM, room_frame_parts
-from goldwire.service import redis_clients, run_supervised
+from goldwire.service import cron_name, redis_clients, run_supervised
 
 log = logging.getLogger("goldwire.activity")
 
@@ -57,15 +57,19 @@ class ActivityService:
         s = self.settings
         every = max(1, s.activity_rollup_interval)
         trim_every = max(1, s.activity_trim_minutes)
+
+        def name(job: str) -> str:  # under the key prefix: see goldwire.service.jobs
+            return cron_name(self.keys.prefix, SERVICE, job)
+
         cron_jobs = [
-            cron(jobs.live_stats, name="live_stats", second=set(range(60))),
-            cron(jobs.rollup, name="rollup", second=set(range(0, 60, every)),
+            cron(jobs.live_stats, name=name("live_stats"), second=set(range(60))),
+            cron(jobs.rollup, name=name("rollup"), second=set(range(0, 60, every)),
                  run_at_startup=True),
-            cron(jobs.trim_retention, name="trim_retention",
+            cron(jobs.trim_retention, name=name("trim_retention"),
                  minute=set(range(0, 60, trim_every)), second={30}, run_at_startup=True),
         ]
         if s.activity_sweep_interval > 0:
-            cron_jobs.append(cron(jobs.sweep_dead_nodes, name="sweep_dead_nodes",
+            cron_jobs.append(cron(jobs.sweep_dead_nodes, name=name("sweep_dead_nodes"),
                                   second=set(range(0, 60, s.activity_sweep_interval))))
         return Worker(
             functions=[], cron_jobs=cron_jobs,

@@ -22,6 +22,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from goldwire.presence.engine import PresenceChange
+from goldwire.service.jobs import job_id
 
 WEBHOOK_JOB = "deliver_webhook"
 FIELDS = tuple(f.name for f in fields(PresenceChange))
@@ -53,10 +54,10 @@ def change_body(change: PresenceChange) -> dict[str, Any]:
 
 
 async def publish_changes(redis: Redis, arq: ArqRedis, stream: str, maxlen: int,
-                          changes: list[PresenceChange], queue: str,
+                          changes: list[PresenceChange], queue: str, prefix: str,
                           webhook: bool) -> None:
     """Append the changes to the stream (through `redis`, whose connections pack in C),
-    then, with a webhook, one arq job per change."""
+    then, with a webhook, one arq job per change (its id under the key prefix)."""
     if not changes:
         return
     pipe = redis.pipeline(transaction=False)
@@ -67,4 +68,4 @@ async def publish_changes(redis: Redis, arq: ArqRedis, stream: str, maxlen: int,
     if webhook:
         for change in changes:
             await arq.enqueue_job(WEBHOOK_JOB, json.dumps(change_body(change)),
-                                  _queue_name=queue)
+                                  _queue_name=queue, _job_id=job_id(prefix, "presence", "webhook"))

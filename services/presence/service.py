@@ -22,7 +22,7 @@ from goldwire.presence.notify import publish_changes
 from goldwire.presence.pacing import DiffPacer
 from goldwire.presence.settings import PresenceSettings
 from goldwire.protocol.keys import Keys
-from goldwire.service import redis_clients, run_supervised
+from goldwire.service import cron_name, redis_clients, run_supervised
 from goldwire.streams import StreamConsumer
 
 log = logging.getLogger("goldwire.presence")
@@ -71,6 +71,7 @@ class PresenceService:
         receiver) can never take the slots the sweep and the pending leaves need."""
         settings = self.settings
         every = max(1, settings.presence_sweep_interval)
+        prefix = self.keys.prefix
         common: dict[str, Any] = {
             "redis_settings": RedisSettings.from_dsn(settings.redis_url),
             "ctx": {"service": self}, "handle_signals": False, "poll_delay": 0.2,
@@ -80,12 +81,12 @@ class PresenceService:
         def sweeper() -> Worker:
             return Worker(
                 cron_jobs=[
-                    # Named with the key prefix: arq's cron job ids are global, and two
+                    # Named under the key prefix: arq's cron job ids are global, and two
                     # deployments on one Redis must not take each other's ticks.
-                    cron(jobs.sweep_dead_nodes, name=f"{self.keys.prefix}:sweep_dead_nodes",
+                    cron(jobs.sweep_dead_nodes, name=cron_name(prefix, SERVICE, "sweep"),
                          second=set(range(0, 60, every)), run_at_startup=True),
                     cron(jobs.expire_pending_leaves,
-                         name=f"{self.keys.prefix}:expire_pending_leaves",
+                         name=cron_name(prefix, SERVICE, "expire_pending_leaves"),
                          second=set(range(60))),
                 ],
                 queue_name=self.keys.job_queue(SERVICE), max_jobs=4, **common)
@@ -153,7 +154,7 @@ class PresenceService:
         if changes and self.arq is not None:
             await publish_changes(self.redis, self.arq, self.keys.presence_events(),
                                   self.settings.presence_events_maxlen, changes,
-                                  self.keys.job_queue(WEBHOOKS),
+                                  self.keys.job_queue(WEBHOOKS), self.keys.prefix,
                                   webhook=bool(self.settings.presence_webhook_url))
             self.stats["changes_published"] += len(changes)
 

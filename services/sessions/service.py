@@ -19,7 +19,7 @@ from arq.worker import Worker
 
 from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.keys import Keys
-from goldwire.service import redis_clients, run_loading_scripts, run_supervised
+from goldwire.service import cron_name, redis_clients, run_loading_scripts, run_supervised
 from goldwire.sessions.settings import SessionsSettings
 from goldwire.sessions.store import SessionStore
 from goldwire.streams import StreamConsumer
@@ -72,7 +72,8 @@ class SessionsService:
     def _worker(self) -> Worker:
         every = max(1, min(59, self.settings.sessions_cleanup_interval))
         return Worker(
-            cron_jobs=[cron(cleanup_expired, name=f"{self.keys.prefix}:cleanup_expired",
+            cron_jobs=[cron(cleanup_expired,
+                            name=cron_name(self.keys.prefix, SERVICE, "cleanup_expired"),
                             second=set(range(0, 60, every)), run_at_startup=True)],
             redis_settings=RedisSettings.from_dsn(self.settings.redis_url),
             queue_name=self.keys.job_queue(SERVICE), ctx={"service": self},
