@@ -52,8 +52,8 @@ class CommandError(Exception):
 class Connection:
     __slots__ = (
         "_auth_timer", "_expiry_timer", "_flood_count", "_flood_window", "_inbox", "_worker",
-        "bucket", "device", "header_auth", "id", "meta", "node", "principal", "rooms", "seq",
-        "session_id", "state", "status", "transport",
+        "bucket", "counted", "device", "header_auth", "id", "meta", "node", "principal", "rooms",
+        "seq", "session_id", "state", "status", "transport",
     )
 
     def __init__(self, node: GatewayNode, transport: WebSocketTransport,
@@ -70,6 +70,7 @@ class Connection:
         self.status = "online"
         self.meta: dict[str, Any] | None = None
         self.seq = 0
+        self.counted = False  # holds one of the user's slots (MAX_CONNECTIONS_PER_USER)
         settings = node.settings
         loop = asyncio.get_running_loop()
         self.bucket = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst,
@@ -186,6 +187,10 @@ class Connection:
     @property
     def is_ready(self) -> bool:
         return self.state is ConnState.READY and self.transport.is_open()
+
+    @property
+    def is_closed(self) -> bool:
+        return self.state is ConnState.CLOSED
 
     @staticmethod
     def now() -> float:

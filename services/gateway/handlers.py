@@ -20,6 +20,7 @@ from goldwire.gateway.authz import Action, AuthzUnavailable
 from goldwire.gateway.connection import CommandError, Connection, ConnState
 from goldwire.gateway.node import GatewayNode, PublishTooLarge
 from goldwire.gateway.rooms import PendingJoin
+from goldwire.gateway.slots import SlotsRefused
 from goldwire.protocol.codes import CloseCode, ErrorCode
 from goldwire.protocol.commands import (
     Connect,
@@ -88,6 +89,17 @@ async def handle_connect(node: GatewayNode, conn: Connection, command: Connect) 
     if conn.state is ConnState.READY:
         raise CommandError(ErrorCode.BAD_REQUEST, "already connected")
     principal = _principal_for(node, conn, command)
+    try:
+        await node.admit(conn, principal.tenant, principal.user_id)
+    except SlotsRefused as exc:
+        conn.close(CloseCode.TOO_MANY_CONNECTIONS, str(exc))
+        return None
+    except (TimeoutError, RedisError, OSError):
+        log.warning("connect failed: redis unavailable", exc_info=True)
+        conn.close(CloseCode.INTERNAL_ERROR, "storage unavailable; reconnect")
+        return None
+    if conn.is_closed:
+        return None
     conn.authenticated(principal)
     try:
         session = await node.sessions.open(principal.tenant, principal.user_id,

@@ -18,6 +18,7 @@ class GatewayMetrics:
     room_messages: int = 0  # room messages received from Redis pub/sub
     slow_consumers_dropped: int = 0
     rate_limited: int = 0
+    connections_refused_per_user: int = 0  # MAX_CONNECTIONS_PER_USER (close 4029)
     bad_frames: int = 0
     heartbeat_timeouts: int = 0
     http_request_timeouts: int = 0  # connections that sent no whole request in time

@@ -21,6 +21,7 @@ from goldwire.gateway.metrics import GatewayMetrics
 from goldwire.gateway.outbox import Outbox
 from goldwire.gateway.rooms import LocalRoom, RoomHub
 from goldwire.gateway.settings import GatewaySettings
+from goldwire.gateway.slots import SlotsRefused, UserSlots
 from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.errors import GoldwireError
 from goldwire.protocol.keys import Keys
@@ -102,6 +103,10 @@ class GatewayNode:
                                      settings.notifications_max,
                                      settings.notifications_retention_days,
                                      settings.idempotency_window)
+        self.slots = UserSlots(self.broker.redis, self.node_id,
+                               settings.max_connections_per_user, settings.user_nodes_ttl)
+        # (tenant, user) → this node's connections holding a slot: what its field says.
+        self.user_counts: dict[tuple[str, str], int] = {}
         self.connections: dict[str, Connection] = {}
         self.live_nodes: set[str] = {self.node_id}
         self._conn_counter = 0
@@ -118,7 +123,7 @@ class GatewayNode:
         self.outbox.start()
         await self._refresh_liveness()
         for loop_fn in (self._heartbeat_loop, self._liveness_loop, self._sweep_loop,
-                        self._lag_probe_loop):
+                        self._lag_probe_loop, self._user_counts_loop):
             self._tasks.append(asyncio.create_task(loop_fn(), name=loop_fn.__name__))
         log.info("gateway node %s started", self.node_id)
 
@@ -142,6 +147,34 @@ class GatewayNode:
         return f"{self.node_id}.{self._conn_counter}"
 
     # --- connections -----------------------------------------------------------------
+    async def admit(self, conn: Connection, tenant: str, user: str) -> None:
+        """Take one of the user's slots for `conn`, or raise SlotsRefused (nothing taken).
+
+        Counted before the reply, so a `send` right after connect already sees it."""
+        key = self.keys.user_nodes(tenant, user)
+        status, total = await self.slots.reserve(key, self.live_nodes, final=False)
+        if status < 0:  # a node we do not know: one newer than our last look, or a dead one
+            await self._refresh_liveness()
+            status, total = await self.slots.reserve(key, self.live_nodes, final=True)
+        if status == 0:
+            self.metrics.connections_refused_per_user += 1
+            raise SlotsRefused(total, self.slots.limit)
+        conn.counted = True
+        self.user_counts[(tenant, user)] = self.user_counts.get((tenant, user), 0) + 1
+        if conn.is_closed:  # it closed while we asked: give the slot back
+            self.release(conn, tenant, user)
+
+    def release(self, conn: Connection, tenant: str, user: str) -> None:
+        if not conn.counted:
+            return
+        conn.counted = False
+        left = self.user_counts.get((tenant, user), 0) - 1
+        if left > 0:
+            self.user_counts[(tenant, user)] = left
+        else:
+            self.user_counts.pop((tenant, user), None)
+        self.outbox.command(*self.slots.release_command(self.keys.user_nodes(tenant, user)))
+
     async def attach(self, conn: Connection) -> None:
         """A connection authenticated: index it by user and tenant, report it."""
         p = conn.principal
@@ -153,14 +186,13 @@ class GatewayNode:
         )
         user.members.add(conn.transport)
         tenant.members.add(conn.transport)
-        # Counted before the reply, so a `send` right after connect already sees it.
-        await self.broker.redis.hset(self.keys.user_nodes(p.tenant, p.user_id), self.node_id,
-                                     len(user.members))
         self.outbox.event("connect", conn, name=p.name, status=conn.status)
 
     def detach(self, conn: Connection, was_ready: bool) -> None:
         """A socket closed: leave its rooms and groups, report the disconnect."""
         self.connections.pop(conn.id, None)
+        if conn.principal is not None:
+            self.release(conn, conn.principal.tenant, conn.principal.user_id)
         if not was_ready or conn.principal is None:
             return
         p = conn.principal
@@ -172,7 +204,6 @@ class GatewayNode:
             if group is not None:
                 group.members.discard(conn.transport)
                 self.groups.release(group, now)
-        self._count_user(p.tenant, p.user_id)
         offsets = None
         if conn.transport.closed_cleanly():
             # The client read everything up to its close: the rooms' latest fanned-out
@@ -182,24 +213,21 @@ class GatewayNode:
                        for name, room in conn.rooms.items() if room.last_offset != (0, 0)}
         self.outbox.event("disconnect", conn, rooms=list(conn.rooms), offsets=offsets or None)
 
-    def _count_user(self, tenant: str, user: str) -> None:
-        """Record in Redis how many of `user`'s connections this node holds."""
-        group = self.groups.groups.get(self._user_channel(tenant, user))
-        count = len(group.members) if group is not None else 0
-        key = self.keys.user_nodes(tenant, user)
-        if count > 0:
-            self.outbox.command("HSET", key, self.node_id, count)
-        else:
-            self.outbox.command("HDEL", key, self.node_id)
-
     def _recount_users(self) -> None:
         """After Redis lost its data: write every local user's count again."""
-        seen = set()
-        for conn in self.connections.values():
-            p = conn.principal
-            if p is not None and (p.tenant, p.user_id) not in seen:
-                seen.add((p.tenant, p.user_id))
-                self._count_user(p.tenant, p.user_id)
+        for (tenant, user), count in self.user_counts.items():
+            key = self.keys.user_nodes(tenant, user)
+            self.outbox.command("HSET", key, self.node_id, count)
+            self.outbox.command("PEXPIRE", key, self.slots.ttl_ms)
+
+    async def _user_counts_loop(self) -> None:
+        """Keep the count hashes of users connected here from expiring (a dead node's
+        own users' hashes then expire by themselves if no sweep cleans them)."""
+        ttl_ms = self.slots.ttl_ms
+        while True:
+            await asyncio.sleep(ttl_ms / 1000 / 4)
+            for tenant, user in list(self.user_counts):
+                self.outbox.command("PEXPIRE", self.keys.user_nodes(tenant, user), ttl_ms)
 
     def _group(self, channel: bytes) -> LocalGroup:
         return LocalGroup(channel, self.metrics)

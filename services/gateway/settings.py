@@ -50,6 +50,9 @@ class GatewaySettings(BaseSettings):
     rate_limit_burst: int = 100
     flood_strikes: int = 20  # rejected frames in a row before close 4008
     max_rooms_per_connection: int = 100
+    # Sockets per (tenant, user) over every gateway (0 = unlimited); past it: close 4029.
+    max_connections_per_user: int = 100
+    user_nodes_ttl: float = 3600.0  # seconds a user's per-node count outlives its refreshes
     max_outbound_bytes: int = 1 << 20  # a socket with more unsent bytes is cut off (4009)
     # One message as delivered (the whole frame), from a socket or the HTTP API: below
     # max_outbound_bytes, so one message alone can never cut a room's members off.

@@ -55,6 +55,13 @@ async def sweep_dead_nodes(ctx: dict[str, Any]) -> int:
         # No grace for the dead: their users are gone from every view at once.
         changes = await service.engine.apply(events, grace_ms=0)
         await service.publish(changes)
+        # Their connections no longer count against MAX_CONNECTIONS_PER_USER either.
+        users = {(e.tenant, e.user) for e in events}
+        if users:
+            pipe = redis.pipeline(transaction=False)
+            for tenant, user in users:
+                pipe.hdel(keys.user_nodes(tenant, user), node)
+            await pipe.execute()
         await redis.delete(keys.presence_node_conns(node))
         await redis.srem(keys.presence_nodes(), node)
         removed += len(members)
