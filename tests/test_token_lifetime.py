@@ -9,6 +9,7 @@ import time
 import jwt
 import pytest
 
+from goldwire.client import Disconnected, GoldwireClient
 from goldwire.protocol.messages import ConnectReply
 from tests.support import SECRET, Client, Gateway, token
 
@@ -87,4 +88,54 @@ async def test_a_refresh_token_that_does_not_verify_leaves_the_old_one_in_force(
     assert (await client.ok("ping")) == {"pong": True}  # still connected on the old token
     missing = await client.command("refresh")
     assert missing["data"]["code"] == "bad_request" and "token" in missing["data"]["message"]
+    await client.close()
+
+
+async def test_the_python_client_refreshes_by_itself_through_a_token_callback(gateway) -> None:
+    """Tokens of 3 s, the socket kept for 8 s: only the callback's refreshes keep it open."""
+    minted: list[str] = []
+
+    async def next_token() -> str:
+        minted.append(token("ada", ttl=3))
+        return minted[-1]
+
+    client = await GoldwireClient.connect(gateway.url, next_token, rooms=["doc:auto"])
+    first_expiry = client.expires_at
+    assert first_expiry is not None and abs(first_expiry * 1000 - _exp_ms(minted[0])) < 1
+    deadline = time.time() + 8
+    while time.time() < deadline:
+        await client.ping()
+        await asyncio.sleep(0.25)
+    assert client.refreshes >= 2 and len(minted) == client.refreshes + 1
+    assert client.expires_at is not None and client.expires_at > first_expiry + 4
+    offset = await client.publish("doc:auto", "user_message", {"n": 1})
+    assert (await client.next_message(timeout=5)).offset == offset
+    await client.close()
+    assert client.close_code == 1000
+
+
+async def test_a_client_with_a_plain_token_is_closed_4001_at_expiry(gateway) -> None:
+    """The control for the test above: without a callback nothing refreshes."""
+    client = await GoldwireClient.connect(gateway.url, token("ada", ttl=2))
+    with pytest.raises(Disconnected) as ended:
+        await client.next_message(timeout=8)
+    assert ended.value.code == 4001 and client.refreshes == 0
+
+
+async def test_a_failing_token_callback_is_retried_while_the_token_lasts(gateway) -> None:
+    calls = 0
+
+    def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the first refresh: the token service is down
+            raise RuntimeError("token service unavailable")
+        return token("ada", ttl=4)
+
+    client = await GoldwireClient.connect(gateway.url, flaky, refresh_margin=3)
+    deadline = time.time() + 6
+    while time.time() < deadline:
+        await client.ping()
+        await asyncio.sleep(0.25)
+    assert calls >= 3 and client.refreshes >= 1
     await client.close()

@@ -14,6 +14,13 @@ Messages already queued stay queued across a reconnect, so nothing is lost.
 Room messages at or below the room's last offset are dropped (the protocol
 asks clients to deduplicate by offset) and counted in `duplicates_dropped`.
 
+Tokens: pass a string, or a callable (plain or async) that returns a fresh
+token. With a callable the client refreshes by itself: before the token's
+`expires_at` (from the connect reply) it asks the callable for a new one and
+sends the `refresh` op, so a long-lived service connection outlives any
+token; `reconnect()` asks it too. A refresh that fails is retried until the
+token runs out, and then the gateway closes with 4001 as it would anyway.
+
 Not here on purpose: automatic reconnection. A test or script decides when
 to reconnect (`Disconnected.info` says whether the protocol allows it), which
 keeps this client predictable.
@@ -22,10 +29,12 @@ keeps this client predictable.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeAlias
@@ -41,6 +50,16 @@ log = logging.getLogger("goldwire.client")
 
 RoomSpec: TypeAlias = str | tuple[str, str | None] | Mapping[str, Any]
 """A room to join at connect: `"doc:1"`, `("doc:1", since)` or `{"room": ..., "since": ...}`."""
+
+
+TokenSource: TypeAlias = str | Callable[[], str | Awaitable[str]]
+"""A token, or a callable that returns a fresh one (it may be async)."""
+
+REFRESH_MARGIN = 30.0
+"""Refresh this many seconds before expiry (at most half the token's remaining life)."""
+
+REFRESH_RETRY = 1.0
+"""After a failed refresh, try again this many seconds later (while the token lasts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +123,21 @@ class GoldwireClient:
     def __init__(
         self,
         url: str,
-        token: str,
+        token: TokenSource,
         *,
         session_id: str | None = None,
         reply_timeout: float = 10.0,
         open_timeout: float = 10.0,
         dedupe: bool = True,
+        refresh_margin: float = REFRESH_MARGIN,
     ) -> None:
         self.url = url
-        self.token = token
+        self.token = token if isinstance(token, str) else ""
+        self._token_source = None if isinstance(token, str) else token
+        self.refresh_margin = refresh_margin
+        self.expires_at: float | None = None  # the current token's expiry (unix seconds)
+        self.refreshes = 0  # tokens swapped in on the live socket
+        self._refresher: asyncio.Task[None] | None = None
         self.session_id = session_id
         self.reply_timeout = reply_timeout
         self.open_timeout = open_timeout
@@ -133,7 +158,7 @@ class GoldwireClient:
     async def connect(
         cls,
         url: str,
-        token: str,
+        token: TokenSource,
         rooms: Iterable[RoomSpec] | None = None,
         session_id: str | None = None,
         **options: Any,
@@ -147,20 +172,24 @@ class GoldwireClient:
         await client._open([room_spec(r) for r in rooms or ()])
         return client
 
-    async def reconnect(self, token: str | None = None) -> dict[str, Any]:
+    async def reconnect(self, token: TokenSource | None = None) -> dict[str, Any]:
         """Close this socket (if open), open a new one and rejoin every room from its last offset.
 
         Returns the connect reply's data; `data["rooms"]` says per room
         whether it was `recovered` (false: history no longer reaches back,
         reload the room's state over HTTP).
         """
-        if token is not None:
-            self.token = token
+        if isinstance(token, str):
+            self.token, self._token_source = token, None
+        elif token is not None:
+            self._token_source = token
         await self._shutdown()
         rooms = [room_spec((room, since)) for room, since in self._offsets.items()]
         return await self._open(rooms)
 
     async def _open(self, rooms: list[dict[str, Any]]) -> dict[str, Any]:
+        if self._token_source is not None:
+            self.token = await self._fresh_token()
         try:
             ws = await ws_connect(self.url, open_timeout=self.open_timeout)
         except (OSError, TimeoutError, InvalidHandshake) as exc:
@@ -173,6 +202,7 @@ class GoldwireClient:
 
         def on_welcome(data: dict[str, Any]) -> None:
             self.welcome = data
+            self._token_expires(data.get("expires_at"))
             self.session_id = data.get("session_id", self.session_id)
             self._offsets = {}
             for result in data.get("rooms", ()):
@@ -185,6 +215,58 @@ class GoldwireClient:
         except BaseException:
             await self._shutdown()
             raise
+
+    # --- token refresh ------------------------------------------------------------------
+    async def refresh(self, token: str | None = None) -> float:
+        """Swap in a new token on the live socket (from the token callable when not given).
+
+        Returns the new expiry (unix seconds). Raises CommandFailed: `unauthorized`
+        leaves the old token in force; `forbidden` (another user) closes with 4001.
+        """
+        fresh = token if token is not None else await self._fresh_token()
+        reply = await self._command("refresh", token=fresh)
+        self.token = fresh
+        self.refreshes += 1
+        self._token_expires(reply.get("expires_at"))
+        assert self.expires_at is not None
+        return self.expires_at
+
+    async def _fresh_token(self) -> str:
+        source = self._token_source
+        if source is None:
+            return self.token
+        value = source()
+        if inspect.isawaitable(value):
+            value = await value
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"the token callable returned {type(value).__name__}, not a token")
+        return value
+
+    def _token_expires(self, expires_ms: Any) -> None:
+        """Note the expiry and, with a token callable, plan the refresh before it."""
+        self.expires_at = expires_ms / 1000 if isinstance(expires_ms, int | float) else None
+        if self._token_source is None or self.expires_at is None:
+            return
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.create_task(self._refresh_loop(),
+                                                  name="goldwire-client-refresh")
+
+    async def _refresh_loop(self) -> None:
+        """Refresh `refresh_margin` before expiry (half the remaining life if shorter)."""
+        while self.expires_at is not None and self._ended is None:
+            left = self.expires_at - time.time()
+            await asyncio.sleep(max(0.0, left - min(self.refresh_margin, left / 2)))
+            if self._ended is not None:
+                return
+            try:
+                await self.refresh()
+            except Disconnected:
+                return
+            except Exception as exc:  # the callable is the user's code: any error, retry
+                log.warning("token refresh failed (retrying while the token lasts): %s", exc)
+                if time.time() >= self.expires_at:
+                    return
+                await asyncio.sleep(REFRESH_RETRY)
 
     # --- commands -----------------------------------------------------------------------
     async def join(self, room: str, since: str | None = None) -> dict[str, Any]:
@@ -366,7 +448,11 @@ class GoldwireClient:
     aclose = close
 
     async def _shutdown(self, code: int = 1000, reason: str = "") -> None:
-        ws, reader = self._ws, self._reader
+        ws, reader, refresher = self._ws, self._reader, self._refresher
+        if refresher is not None and refresher is not asyncio.current_task():
+            refresher.cancel()
+            await asyncio.gather(refresher, return_exceptions=True)
+        self._refresher = None
         if ws is not None:
             await ws.close(code, reason)
         if reader is not None:
