@@ -65,6 +65,10 @@ class Keys:
         """Sorted set node id → expiry (ms): the nodes believed alive."""
         return f"{self.prefix}:nodes"
 
+    def connect_rate(self, ip: str) -> str:
+        """Token bucket (hash `t` tokens, `s` stamp ms) of one client IP's connects."""
+        return f"{self.prefix}:rl:ip:{ip}"
+
     def idempotency(self, tenant: str, key: str) -> str:
         """Idempotency key of a user or broadcast publish."""
         return f"{self.prefix}:idem:{tenant}/{key}"

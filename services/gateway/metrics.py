@@ -19,6 +19,7 @@ class GatewayMetrics:
     slow_consumers_dropped: int = 0
     rate_limited: int = 0
     connections_refused_per_user: int = 0  # MAX_CONNECTIONS_PER_USER (close 4029)
+    connects_rate_limited: int = 0  # CONNECT_RATE_PER_IP (429 on the upgrade)
     bad_frames: int = 0
     heartbeat_timeouts: int = 0
     http_request_timeouts: int = 0  # connections that sent no whole request in time

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 from goldwire.gateway.auth import TokenVerifier
 from goldwire.gateway.authz import RoomAuthorizer
 from goldwire.gateway.broker import RedisBroker
+from goldwire.gateway.clientip import ClientAddress, parse_networks
 from goldwire.gateway.groups import GroupTable, LocalGroup
 from goldwire.gateway.metrics import GatewayMetrics
 from goldwire.gateway.outbox import Outbox
+from goldwire.gateway.ratelimit import RedisRateLimiter
 from goldwire.gateway.rooms import LocalRoom, RoomHub
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.gateway.slots import SlotsRefused, UserSlots
@@ -105,6 +107,9 @@ class GatewayNode:
                                      settings.idempotency_window)
         self.slots = UserSlots(self.broker.redis, self.node_id,
                                settings.max_connections_per_user, settings.user_nodes_ttl)
+        self.client_address = ClientAddress(parse_networks(settings.trusted_proxies))
+        self.connect_limiter = RedisRateLimiter(self.broker.redis, settings.connect_rate_per_ip,
+                                                settings.connect_rate_burst)
         # (tenant, user) → this node's connections holding a slot: what its field says.
         self.user_counts: dict[tuple[str, str], int] = {}
         self.connections: dict[str, Connection] = {}

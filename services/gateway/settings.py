@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from goldwire.gateway.clientip import parse_networks
+
 
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
@@ -53,6 +55,11 @@ class GatewaySettings(BaseSettings):
     # Sockets per (tenant, user) over every gateway (0 = unlimited); past it: close 4029.
     max_connections_per_user: int = 100
     user_nodes_ttl: float = 3600.0  # seconds a user's per-node count outlives its refreshes
+    # Connection attempts per client IP over every gateway (token bucket; 0 = off): 429.
+    connect_rate_per_ip: float = 0.0
+    connect_rate_burst: int = 20
+    # Peers whose X-Forwarded-For is believed (comma-separated IPs or CIDRs).
+    trusted_proxies: str = ""
     max_outbound_bytes: int = 1 << 20  # a socket with more unsent bytes is cut off (4009)
     # One message as delivered (the whole frame), from a socket or the HTTP API: below
     # max_outbound_bytes, so one message alone can never cut a room's members off.
@@ -72,6 +79,11 @@ class GatewaySettings(BaseSettings):
     session_timeout_hours: float = 24.0  # sliding: every use of a session extends it
     notifications_max: int = 500  # per user inbox
     notifications_retention_days: float = 30
+
+    @model_validator(mode="after")
+    def _trusted_proxies_parse(self) -> GatewaySettings:
+        parse_networks(self.trusted_proxies)  # a typo fails at start, not at the first connect
+        return self
 
     @model_validator(mode="after")
     def _one_message_fits_a_socket(self) -> GatewaySettings:

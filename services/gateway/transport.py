@@ -23,6 +23,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from goldwire.gateway.connection import Connection
+from goldwire.gateway.ratelimit import Verdict
 from goldwire.protocol.codes import CloseCode
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ class WebSocketTransport(asyncio.Protocol):
         self._fragments: list[bytes | bytearray | memoryview] = []
         self._binary = False
         self._abort_handle: asyncio.TimerHandle | None = None
+        self._held: list[bytes] | None = None  # bytes that came while the upgrade waits
+        self._lost = False
+        self._rate_check: asyncio.Task[None] | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -68,6 +72,9 @@ class WebSocketTransport(asyncio.Protocol):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
 
     def data_received(self, data: bytes) -> None:
+        if self._held is not None:
+            self._held.append(data)
+            return
         self.ws.receive_data(data)
         for event in self.ws.events_received():
             if isinstance(event, Frame):
@@ -82,6 +89,7 @@ class WebSocketTransport(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
         self.server_connections.discard(self)
         if self._abort_handle is not None:
             self._abort_handle.cancel()
@@ -154,10 +162,44 @@ class WebSocketTransport(asyncio.Protocol):
 
     # --- receiving ---------------------------------------------------------------
     def _on_handshake(self, request: Request) -> None:
+        if not self.node.connect_limiter.enabled:
+            self._answer(request, None)
+            return
+        # CONNECT_RATE_PER_IP asks Redis before answering: the upgrade is refused with a
+        # real HTTP 429 (never a 101 then a close), so a refused attempt costs no socket
+        # state, no Connection and no auth timer. Until then the socket only buffers.
+        self._held = []
+        self._rate_check = asyncio.get_running_loop().create_task(self._check_rate(request))
+
+    async def _check_rate(self, request: Request) -> None:
+        node = self.node
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        ip = node.client_address.resolve(str(peer[0]) if peer else "",
+                                         request.headers.get_all("X-Forwarded-For"))
+        verdict = None
+        try:
+            verdict = await node.connect_limiter.take(node.keys.connect_rate(ip))
+        except Exception as exc:  # no Redis: let it through; its connect fails on its own
+            log.warning("connect rate check failed: %s", exc)
+        if self._lost:
+            return
+        held, self._held = self._held or [], None
+        self._answer(request, verdict)
+        self._flush()
+        if self.conn is not None:
+            for data in held:
+                self.data_received(data)
+
+    def _answer(self, request: Request, verdict: Verdict | None) -> None:
         response = self.ws.accept(request)
         path = request.path.partition("?")[0]
         if response.status_code == 101 and path != "/ws":
             response = self.ws.reject(404, "Not Found: WebSocket endpoint is /ws\n")
+        if response.status_code == 101 and verdict is not None and not verdict.allowed:
+            self.node.metrics.connects_rate_limited += 1
+            response = self.ws.reject(429, "Too Many Requests: connection attempts from this "
+                                      "address are over CONNECT_RATE_PER_IP; retry later\n")
+            response.headers["Retry-After"] = str(verdict.retry_after)
         self.ws.send_response(response)
         if response.status_code != 101:
             self._flush()
