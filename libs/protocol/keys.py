@@ -223,6 +223,11 @@ class Keys:
     def consumer_group(self, service: str) -> str:
         return f"{self.prefix}:{service}"
 
+    def dead_letters(self) -> str:
+        """Stream of the event records a service failed on (`dead_group` says which),
+        set aside so the rest of the stream goes on; capped, for an operator to read."""
+        return f"{self.prefix}:events:dead"
+
 
 # Activity key parts: `<prefix>:{a/<tenant>}` + part + names joined by `:`. Time buckets
 # are UTC minute / hour / day numbers since the epoch (ts // 60_000, 3_600_000, 86_400_000).

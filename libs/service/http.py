@@ -33,12 +33,18 @@ def prometheus_text(prefix: str, values: Mapping[str, float]) -> str:
 
 
 def add_health_routes(app: FastAPI, checks: Callable[[Request], Awaitable[dict[str, bool]]],
-                      metrics: Callable[[Request], Awaitable[str]]) -> None:
-    """/healthz (the process answers), /readyz (every check true), /metrics."""
+                      metrics: Callable[[Request], Awaitable[str]],
+                      alive: Callable[[Request], bool] | None = None) -> None:
+    """/healthz (the process answers and `alive`: its background loops run), /readyz
+    (every check true), /metrics. A process whose stream consumer died still answers
+    HTTP but does nothing: /healthz is 503 then, so the orchestrator restarts it."""
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz(request: Request) -> JSONResponse:
+        if alive is not None and not alive(request):
+            return JSONResponse({"status": "dead", "detail": "a background loop stopped"},
+                                status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:

@@ -20,9 +20,11 @@ import contextlib
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from arq.worker import Worker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("goldwire.service.jobs")
 
@@ -56,3 +58,22 @@ def cron_name(prefix: str, service: str, job: str) -> str:
 def job_id(prefix: str, service: str, job: str) -> str:
     """A fresh id for a one-off job, under the prefix like every other arq key."""
     return f"{prefix}:{service}:{job}:{uuid.uuid4().hex}"
+
+
+# A job fails on these (arq runs it again at the next tick); anything else is one record's.
+TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@contextlib.contextmanager
+def each_record(what: str, stats: Counter[str]) -> Iterator[None]:
+    """Around one record of a job's batch: a failure that is the record's (bad data, a
+    script refusing it) is logged and counted, and the job goes on with the rest;
+    without this, one bad entry failed the job at every tick, for every record after
+    it. `what` names the record in the log."""
+    try:
+        yield
+    except TRANSIENT:
+        raise
+    except Exception:
+        stats["job_records_skipped"] += 1
+        log.exception("job: skipped %s", what)

@@ -7,6 +7,14 @@ XREADGROUP, which saves a round trip per batch. Entries a dead consumer left
 pending are claimed with XAUTOCLAIM once they have been idle for `claim_idle_ms`. A handler that
 raises a Redis error leaves its batch pending and is retried with backoff; it
 never acknowledges what it did not store.
+
+Any other exception is about the data, not Redis, and retrying would fail forever
+(and used to end the loop, unnoticed): the batch is handled again one record at a
+time, and each record that still fails is logged with its id, copied to the
+dead-letter stream (`dead_letter`, capped at about `dead_letter_maxlen`; its fields
+plus `dead_id`, `dead_group`, `dead_error`, `dead_at`) and acknowledged. If the loop
+itself dies (what no record explains, or a dead letter Redis refuses to store), it
+says so in the log and `running` turns false, which the services' /healthz reports.
 """
 
 from __future__ import annotations
@@ -37,9 +45,18 @@ class ConsumerStats:
     batches: int = 0
     claimed: int = 0
     failures: int = 0
+    dead_lettered: int = 0
     lag: int = 0
     last_batch_at: float = 0.0
     running: bool = False
+
+
+class DeadLetterError(RuntimeError):
+    """A record failed and cannot be set aside either: the loop stops (health fails)
+    rather than retry a poison record forever or drop it without a trace."""
+
+
+DATA_ERRORS_NOT = (RedisError, OSError)  # these are retried; anything else is the record's
 
 
 def consumer_name() -> str:
@@ -50,7 +67,8 @@ def consumer_name() -> str:
 class StreamConsumer:
     def __init__(self, redis: Redis, stream: str, group: str, handle: Handler, *,
                  name: str | None = None, batch: int = 500, block_ms: int = 1000,
-                 claim_idle_ms: int = 10_000, claim_every: float = 2.0) -> None:
+                 claim_idle_ms: int = 10_000, claim_every: float = 2.0,
+                 dead_letter: str | None = None, dead_letter_maxlen: int = 10_000) -> None:
         self.redis = redis  # its socket timeout must exceed block_ms (or be None)
         self.stream = stream
         self.group = group
@@ -60,6 +78,8 @@ class StreamConsumer:
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.claim_every = claim_every
+        self.dead_letter = dead_letter  # None: failed records are only logged
+        self.dead_letter_maxlen = dead_letter_maxlen
         self.stats = ConsumerStats()
         self._unacked: list[bytes] = []  # handled, acknowledged with the next read
 
@@ -108,6 +128,10 @@ class StreamConsumer:
                                 self.group, exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
+        except Exception:
+            log.critical("%s: the stream consumer loop died; health checks now fail",
+                         self.group, exc_info=True)
+            raise
         finally:
             self.stats.running = False
             await self._abandon()
@@ -169,11 +193,52 @@ class StreamConsumer:
                 return
 
     async def _process(self, entries: list[Entry]) -> None:
-        await self.handle(entries)
+        try:
+            await self.handle(entries)
+        except DATA_ERRORS_NOT:
+            raise
+        except Exception:
+            log.warning("%s: a batch of %d failed; handling it one record at a time",
+                        self.group, len(entries))
+            await self._handle_each(entries)
         self._unacked += [eid for eid, _ in entries]  # acknowledged with the next read
         self.stats.handled += len(entries)
         self.stats.batches += 1
         self.stats.last_batch_at = time.time()
+
+    # --- one record at a time, and the dead letters ---------------------------------------
+    async def _handle_one(self, entry: Entry) -> None:
+        await self.handle([entry])
+
+    async def _handle_each(self, entries: list[Entry]) -> None:
+        """Handle each record alone; a record that fails (not Redis) becomes a dead
+        letter. Redis errors still raise: the whole batch is then retried."""
+        for entry in entries:
+            try:
+                await self._handle_one(entry)
+            except DATA_ERRORS_NOT:
+                raise
+            except Exception as exc:
+                await self._dead_letter(entry, exc)
+
+    async def _dead_letter(self, entry: Entry, exc: Exception) -> None:
+        eid, fields = entry
+        self.stats.dead_lettered += 1
+        log.error("%s: record %s failed (%s: %s); moved to %s and acknowledged", self.group,
+                  eid.decode(errors="replace"), type(exc).__name__, exc, self.dead_letter,
+                  exc_info=exc)
+        if self.dead_letter is None:
+            return
+        record = {**fields, b"dead_id": eid, b"dead_group": self.group.encode(),
+                  b"dead_error": f"{type(exc).__name__}: {exc}"[:2000].encode(errors="replace"),
+                  b"dead_at": str(int(time.time() * 1000)).encode()}
+        try:
+            await self.redis.xadd(self.dead_letter, record,  # type: ignore[arg-type]
+                                  maxlen=self.dead_letter_maxlen, approximate=True)
+        except ResponseError as err:
+            if "WRONGTYPE" in str(err):  # no retry can fix that: stop, visibly
+                raise DeadLetterError(f"{self.dead_letter} is not a stream: {err}") from err
+            raise
 
     async def lag(self) -> int:
         """Entries not yet delivered to the group (Redis >= 7)."""

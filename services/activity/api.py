@@ -225,11 +225,13 @@ def create_app(settings: ActivitySettings) -> FastAPI:
         st, counts = service.consumer.stats, service.stats
         names = ("events_seen", "events_recorded", "events_duplicate", "events_too_old",
                  "events_replayed", "events_skipped", "rollups", "rolled_up_counters", "trims",
-                 "trimmed_entries", "swept_connections", "stats_pushed", "job_runner_restarts")
+                 "trimmed_entries", "swept_connections", "stats_pushed", "job_runner_restarts",
+                 "job_records_skipped")
         values: dict[str, float] = {f"{n}_total": counts[n] for n in names}
         values.update(stream_claimed_total=st.claimed, stream_failures_total=st.failures,
+                      stream_dead_letters_total=st.dead_lettered,
                       stream_lag=st.lag)
         return prometheus_text("goldwire_activity", values)
 
-    add_health_routes(app, checks, metrics)
+    add_health_routes(app, checks, metrics, alive=lambda request: service_of(request).running())
     return app

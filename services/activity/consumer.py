@@ -9,7 +9,9 @@ returned, in order, so at-least-once holds exactly as before: a crash leaves the
 batches in flight pending, and they are recorded again (counted once, see
 scripts.py; RECORD's effects do not depend on the order calls run in). Claims of a
 dead consumer's entries and re-reading our own pending entries after a failure go
-through the same path.
+through the same path. A batch whose prepare or writes fail with anything but a
+Redis error is redone one record at a time, and the failing records become dead
+letters, as in `StreamConsumer`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from goldwire.streams import StreamConsumer
-from goldwire.streams.consumer import Entry
+from goldwire.streams.consumer import DATA_ERRORS_NOT, Entry, log
 
 Prepare = Callable[[list[Entry]], Any]
 Apply = Callable[[Any], Coroutine[Any, Any, None]]
@@ -37,7 +39,7 @@ class PipelinedConsumer(StreamConsumer):
         self.prepare = prepare  # entries -> prepared work (CPU only)
         self.apply = apply  # prepared work -> its writes
         self.depth = max(1, depth)
-        self._inflight: deque[tuple[asyncio.Task[None], list[bytes]]] = deque()
+        self._inflight: deque[tuple[asyncio.Task[None], list[Entry]]] = deque()
 
     @staticmethod
     async def _never(entries: list[Entry]) -> None:
@@ -57,23 +59,47 @@ class PipelinedConsumer(StreamConsumer):
                 await task
         self._inflight.clear()
 
+    async def _handle_one(self, entry: Entry) -> None:
+        await self.apply(self.prepare([entry]))
+
     async def _process(self, entries: list[Entry]) -> None:
-        prepared = self.prepare(entries)  # while earlier batches run in Redis
+        try:
+            prepared = self.prepare(entries)  # while earlier batches run in Redis
+        except Exception:
+            log.warning("%s: preparing a batch of %d failed; one record at a time",
+                        self.group, len(entries))
+            await self._settle(0)
+            await self._handle_each(entries)
+            await self._acknowledge([eid for eid, _ in entries])
+            return
         await self._settle(self.depth - 1)
-        self._inflight.append((asyncio.create_task(self.apply(prepared)),
-                               [eid for eid, _ in entries]))
+        self._inflight.append((asyncio.create_task(self.apply(prepared)), entries))
 
     async def _settle(self, keep: int) -> None:
         """Wait for the oldest batches in flight until `keep` are left, acknowledging
-        each (raises if its writes failed; the ones after it stay pending)."""
+        each (raises if its writes failed with a Redis error; the ones after it stay
+        pending; any other failure redoes the batch record by record)."""
         while len(self._inflight) > keep:
-            task, ids = self._inflight[0]
+            task, entries = self._inflight[0]
             try:
                 await task
+            except DATA_ERRORS_NOT:
+                self._inflight.popleft()
+                raise
+            except Exception:
+                self._inflight.popleft()
+                log.warning("%s: the writes of a batch of %d failed; one record at a time",
+                            self.group, len(entries))
+                await self._handle_each(entries)
             except BaseException:
                 self._inflight.popleft()
                 raise
-            self._inflight.popleft()
+            else:
+                self._inflight.popleft()
+            await self._acknowledge([eid for eid, _ in entries])
+
+    async def _acknowledge(self, ids: list[bytes]) -> None:
+        if ids:
             await self.redis.xack(self.stream, self.group, *ids)
             self.stats.handled += len(ids)
             self.stats.batches += 1

@@ -13,10 +13,11 @@ The entry is what the histories store, built the same way every time, so a
 redelivered or re-sent event is the same member of the same sorted set (the
 history itself is the duplicate check). It starts with the id, which breaks ties
 between equal times in pagination. `decode_entry` turns it into the JSON object the
-API returns. None of the fields may contain a control character (checked here), so
-the separators are unambiguous. The consumer's hot path (`pack_fields`) works on the
-stream's bytes directly; `ActivityEvent` (tests, the sweep's made-up disconnects)
-goes through the same code, so both give the same bytes for the same event.
+API returns. None of the fields may contain a control character or be other than
+UTF-8 (checked here), so the separators are unambiguous and every entry decodes.
+The consumer's hot path (`pack_fields`) works on the stream's bytes directly;
+`ActivityEvent` (tests, the sweep's made-up disconnects) goes through the same code,
+so both give the same bytes for the same event.
 """
 
 from __future__ import annotations
@@ -47,7 +48,12 @@ def _pack(kind: bytes, ts: bytes, event_id: bytes, user: bytes, room: bytes, con
           seq: bytes, node: bytes, type_: bytes, api: bytes, status: bytes, offset: bytes,
           to: bytes, source: bytes, replay: bool, flags: bytes) -> bytes | None:
     parts = (event_id, kind, ts, user, room, type_, api, status, offset, to, source, flags)
-    if _control(b"".join((*parts, conn, seq, node))):
+    joined = b"".join((*parts, conn, seq, node))
+    if _control(joined):
+        return None
+    try:  # else one record would break every history page it lands on (decode_entry)
+        joined.decode()
+    except UnicodeDecodeError:
         return None
     return b"\x1f".join((conn, seq or b"0", b"r" if replay else b"", node, *parts))
 

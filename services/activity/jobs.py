@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from goldwire.activity.events import ActivityEvent
+from goldwire.service import each_record
 
 log = logging.getLogger("goldwire.activity.jobs")
 
@@ -46,7 +47,7 @@ async def live_stats(ctx: dict[str, Any]) -> int:
 async def trim_live_seconds(service: Any, tenant: str, now: int) -> None:
     key = service.keys.activity(tenant, "live_seconds")
     oldest = now // 1000 - LIVE_SECONDS_KEPT
-    old = [f for f in await service.redis.hkeys(key) if int(f) < oldest]
+    old = [f for f in await service.redis.hkeys(key) if not f.isdigit() or int(f) < oldest]
     if old:
         await service.redis.hdel(key, *old)
 
@@ -64,13 +65,16 @@ async def rollup(ctx: dict[str, Any]) -> int:
         dirty = keys.activity(tenant, "dirty_minutes")
         for minute, version in await redis.zrange(dirty, 0, -1, withscores=True,
                                                   score_cast_func=bytes):
-            moved += int(await service.fold_minute(
-                keys=[dirty], args=[tag, minute, version, hour_ttl, day_ttl]))
+            with each_record(f"rollup of minute {minute!r} ({tenant})", service.stats):
+                moved += int(await service.fold_minute(
+                    keys=[dirty], args=[tag, minute, version, hour_ttl, day_ttl]))
         dirty = keys.activity(tenant, "dirty_days")
         for day, version in await redis.zrange(dirty, 0, -1, withscores=True,
                                                score_cast_func=bytes):
-            await service.users_day_script(
-                keys=[dirty], args=[tag, day, version, settings.activity_exact_users, day_ttl])
+            with each_record(f"users of day {day!r} ({tenant})", service.stats):
+                await service.users_day_script(
+                    keys=[dirty], args=[tag, day, version, settings.activity_exact_users,
+                                        day_ttl])
     service.stats["rollups"] += 1
     service.stats["rolled_up_counters"] += moved
     return moved

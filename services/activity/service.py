@@ -40,7 +40,8 @@ class ActivityService:
         self.consumer = PipelinedConsumer(
             self._stream_redis, self.keys.events(), self.keys.consumer_group(SERVICE),
             self.recorder.prepare, self.apply, batch=settings.activity_batch,
-            claim_idle_ms=int(settings.activity_claim_idle * 1000))
+            claim_idle_ms=int(settings.activity_claim_idle * 1000),
+            dead_letter=self.keys.dead_letters(), dead_letter_maxlen=settings.dead_letter_maxlen)
         self.stats: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[Any]] = []
 

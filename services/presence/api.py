@@ -93,8 +93,9 @@ def create_app(settings: PresenceSettings) -> FastAPI:
             "webhook_failures_total": stats["webhook_failures"],
             "stream_claimed_total": st.claimed,
             "stream_failures_total": st.failures,
+            "stream_dead_letters_total": st.dead_lettered,
             "stream_lag": st.lag,
         })
 
-    add_health_routes(app, checks, metrics)
+    add_health_routes(app, checks, metrics, alive=lambda request: service_of(request).running())
     return app

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from goldwire.presence.events import GatewayEvent
 from goldwire.presence.pacing import DiffPacer, RoomId
 from goldwire.protocol.keys import Keys
 from goldwire.service import queue_script, run_loading_scripts
+
+log = logging.getLogger("goldwire.presence.engine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,10 +233,21 @@ class PresenceEngine:
         removing the entries processed here can never drop one added meanwhile.
         """
         now = now_ms or int(time.time() * 1000)
-        due = [_s(m) for m in await self.redis.zrangebyscore(self.keys.presence_due(),
-                                                             "-inf", now)]
-        rooms = sorted({(m.split("\t")[0], m.split("\t")[1]) for m in due})
-        return await self.flush_rooms(rooms, due, now)
+        due, rooms_of, bad = [], set(), []
+        for member in await self.redis.zrangebyscore(self.keys.presence_due(), "-inf", now):
+            try:  # one malformed entry used to fail the job, every second, for every room
+                text = _s(member)
+                tenant, room, _ = text.split("\t")
+            except ValueError:  # UnicodeDecodeError is one
+                bad.append(member)
+                continue
+            due.append(text)
+            rooms_of.add((tenant, room))
+        if bad:  # never flushable: dropped, not retried every second
+            log.warning("presence: dropped %d malformed due entries, e.g. %r", len(bad),
+                        bad[0][:200])
+            await self.redis.zrem(self.keys.presence_due(), *bad)
+        return await self.flush_rooms(sorted(rooms_of), due, now)
 
     async def flush_paced(self, due: list[tuple[RoomId, int]], now: int) -> list[PresenceChange]:
         """Publish what the pacer held back in these rooms (their due entries are known:

@@ -44,7 +44,8 @@ class PresenceService:
         self.consumer = StreamConsumer(
             self._stream_redis, self.keys.events(), self.keys.consumer_group(SERVICE),
             self.handle, batch=settings.presence_batch,
-            claim_idle_ms=int(settings.presence_claim_idle * 1000))
+            claim_idle_ms=int(settings.presence_claim_idle * 1000),
+            dead_letter=self.keys.dead_letters(), dead_letter_maxlen=settings.dead_letter_maxlen)
         self.http = httpx.AsyncClient(timeout=3)
         self.stats: Counter[str] = Counter()
         self.arq: ArqRedis | None = None

@@ -19,6 +19,7 @@ class PresenceSettings(BaseSettings):
     presence_sweep_interval: int = 2  # seconds between dead-gateway sweeps
     presence_claim_idle: float = 10.0  # seconds before a dead consumer's entries are claimed
     presence_batch: int = 500
+    dead_letter_maxlen: int = 10_000  # about this many failed records kept (<prefix>:events:dead)
     # Diff pacing (pacing.py): a room's diffs may cost about this many frame writes per
     # second (0 turns pacing off); a paced room waits at most the interval below.
     # 30,000 (33 ms between diffs of a 1,000-member room): on this 2-core machine under

@@ -135,7 +135,8 @@ def create_app(settings: SessionsSettings) -> FastAPI:
             "events_skipped_total": stats["events_skipped"],
             "sessions_expired_total": stats["sessions_expired"],
             "job_runner_restarts_total": stats["job_runner_restarts"],
-            "stream_claimed_total": st.claimed, "stream_failures_total": st.failures})
+            "stream_claimed_total": st.claimed, "stream_failures_total": st.failures,
+            "stream_dead_letters_total": st.dead_lettered})
 
-    add_health_routes(app, checks, metrics)
+    add_health_routes(app, checks, metrics, alive=lambda request: service_of(request).running())
     return app

@@ -49,7 +49,8 @@ class SessionsService:
         self.consumer = StreamConsumer(
             self._stream_redis, self.keys.events(), self.keys.consumer_group(SERVICE),
             self.handle, batch=settings.sessions_batch,
-            claim_idle_ms=int(settings.sessions_claim_idle * 1000))
+            claim_idle_ms=int(settings.sessions_claim_idle * 1000),
+            dead_letter=self.keys.dead_letters(), dead_letter_maxlen=settings.dead_letter_maxlen)
         self.stats: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[Any]] = []
 

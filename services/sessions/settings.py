@@ -21,6 +21,7 @@ class SessionsSettings(BaseSettings):
     sessions_cleanup_interval: int = 30  # seconds between expired-session cleanups
     sessions_claim_idle: float = 10.0
     sessions_batch: int = 500
+    dead_letter_maxlen: int = 10_000  # about this many failed records kept (<prefix>:events:dead)
 
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())

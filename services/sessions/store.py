@@ -9,6 +9,7 @@ its HTTP API. Either way the same scripts run (scripts.py).
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from goldwire.protocol.keys import Keys
 from goldwire.service import queue_script
@@ -25,6 +27,8 @@ MAX_STATE_BYTES = 16384
 MAX_PREFS_BYTES = 65536
 MAX_PREFS_DEPTH = 8
 REVOKED_TOMBSTONE_SECONDS = 30 * 86400
+
+log = logging.getLogger("goldwire.sessions.store")
 
 
 class PreferencesConflict(Exception):
@@ -56,6 +60,18 @@ class SessionInfo:
 
 def new_session_id() -> str:
     return secrets.token_urlsafe(18)
+
+
+def _expiry_member(raw: Any) -> tuple[str, str, str] | None:
+    """`<tenant>\t<user>\t<sid>` → its parts, or None. Tenants and session ids hold no
+    tab; a user id from before ids were checked at the edge might, so it takes the rest."""
+    try:
+        text = _s(raw)
+    except UnicodeDecodeError:
+        return None
+    tenant, _, rest = text.partition("\t")
+    user, _, sid = rest.rpartition("\t")
+    return (tenant, user, sid) if tenant and user and sid else None
 
 
 def _s(value: Any) -> str:
@@ -202,12 +218,21 @@ class SessionStore:
     async def expire_due(self) -> int:
         """Remove sessions whose sliding expiry passed; returns how many."""
         k, now = self.keys, int(time.time() * 1000)
-        due = [_s(m) for m in await self.redis.zrangebyscore(k.session_expiry(), "-inf", now)]
         removed = 0
-        for member in due:
-            tenant, user, sid = member.split("\t")
-            removed += int(await self._expire(keys=self._session_keys(tenant, user, sid),
-                                              args=[sid, now]))
+        for raw in await self.redis.zrangebyscore(k.session_expiry(), "-inf", now):
+            parsed = _expiry_member(raw)
+            if parsed is None:  # one bad entry used to fail the job for all the rest
+                log.warning("sessions: dropped a malformed expiry entry %r", raw[:200])
+                await self.redis.zrem(k.session_expiry(), raw)
+                continue
+            tenant, user, sid = parsed
+            member = _s(raw)
+            try:
+                removed += int(await self._expire(keys=self._session_keys(tenant, user, sid),
+                                                  args=[sid, now]))
+            except ResponseError:  # the script refuses it: skip, the others still expire
+                log.exception("sessions: skipped expiring %r", member[:200])
+                continue
             score = await self.redis.zscore(k.session_expiry(), member)
             if score is not None and score <= now:
                 await self.redis.zrem(k.session_expiry(), member)
