@@ -393,6 +393,33 @@ async def test_refusals_raise_publish_rejected(publisher: Publisher, gateway: Ga
     assert unauthorized.value.status == 401
 
 
+async def test_a_message_over_max_publish_bytes_is_refused_by_both_backends(
+    publisher: Publisher, gateway: Gateway
+) -> None:
+    """Both backends refuse it the same way (413 `too_large`), before anything is stored:
+    the members are not cut off and the next message is the room's first offset."""
+    big = {"text": "x" * 70_000}  # over the gateway's default 65,536
+    async with await gateway.client("u1", join=["doc:big"]) as client:
+        attempts = [
+            lambda: publisher.publish_room("doc:big", "user_message", big),
+            lambda: publisher.send_to_user("u1", big, type="user_message"),
+            lambda: publisher.publish_batch([  # refused whole: the small item is not sent
+                {"room": "doc:big", "type": "user_message", "data": {"n": 0}},
+                {"room": "doc:big", "type": "user_message", "data": big},
+            ]),
+        ]
+        for attempt in attempts:
+            with pytest.raises(PublishRejected) as refused:
+                await attempt()
+            assert refused.value.status == 413, refused.value
+            detail = refused.value.detail
+            assert isinstance(detail, dict) and detail.get("code") == "too_large"
+        fine = await publisher.publish_room("doc:big", "user_message", {"n": 1})
+        got = await room_messages(client, 1)
+        assert [m.data for m in got] == [{"n": 1}] and got[0].offset == fine
+        assert (await client.ping()) >= 0  # still connected: nothing cut it off
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_an_unreachable_backend_raises_publish_unavailable_after_the_retries(
     backend: str,

@@ -20,7 +20,12 @@ events stream for the activity service (best effort: a failure there is
 logged, never raised, as the gateway's outbox also drops events it cannot write).
 
 Settings must match the gateway's (`GOLDWIRE_KEY_PREFIX`, history size and
-TTL, idempotency window); the defaults are the gateway's defaults.
+TTL, idempotency window, `MAX_PUBLISH_BYTES`); the defaults are the gateway's
+defaults. A message over `max_publish_bytes` is refused before anything is
+written, as the gateway's 413: `PublishRejected(413, {"code": "too_large"})`,
+and a batch with one such message is refused whole. Without it, one oversized
+message would be stored in history and cut every member off with 4009, again
+on every rejoin while it stays there.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from redis.exceptions import ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from goldwire.client.backoff import ExponentialBackoff, with_retries
-from goldwire.client.errors import PublishError, PublishUnavailable
+from goldwire.client.errors import PublishError, PublishRejected, PublishUnavailable
 from goldwire.client.publisher import BatchItem, Publisher, prepare
 from goldwire.protocol.http import PublishRequest, PublishResult
 from goldwire.protocol.keys import Keys
@@ -52,6 +57,8 @@ log = logging.getLogger("goldwire.client.publisher")
 RETRYABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 
 EVENTS_MAXLEN = 1_000_000  # the gateway's default `events_maxlen`
+MAX_PUBLISH_BYTES = 65536  # the gateway's default `max_publish_bytes`
+FRAME_EXTRA = 40  # what the gateway adds for the offset and ts (or a notification's id)
 
 class RedisPublisher(Publisher):
     """Publishes to the Redis a gateway uses, with the gateway's keys and scripts."""
@@ -66,8 +73,10 @@ class RedisPublisher(Publisher):
         retries: int = 3,
         backoff: ExponentialBackoff | None = None,
         record_events: bool = True,
+        max_publish_bytes: int = MAX_PUBLISH_BYTES,
     ) -> None:
         self.keys = Keys(key_prefix)
+        self.max_publish_bytes = max_publish_bytes
         self.history_size = history_size
         self.history_ttl = history_ttl
         self.idempotency_window = idempotency_window
@@ -88,11 +97,28 @@ class RedisPublisher(Publisher):
 
     async def publish(self, request: PublishRequest) -> PublishResult:
         req = prepare(request)
+        self._check_size(req)
         return await with_retries(lambda: self._attempt(req), self.retries, self.backoff)
 
     async def publish_batch(self, items: Sequence[BatchItem]) -> list[PublishResult]:
-        """One by one, in order, like the gateway's batch endpoint; each item retries alone."""
-        return [await self.publish(req) for req in [prepare(item) for item in items]]
+        """One by one, in order, like the gateway's batch endpoint; each item retries alone.
+        Every item's size is checked first, so a batch is refused whole or not at all."""
+        requests = [prepare(item) for item in items]
+        for req in requests:
+            self._check_size(req)
+        return [await self.publish(req) for req in requests]
+
+    def _check_size(self, req: PublishRequest) -> None:
+        """The gateway's rule: the frame a socket would receive, over MAX_PUBLISH_BYTES."""
+        if req.room is not None:
+            head, tail = room_frame_parts(req.type.value, req.room, req.data, req.from_)
+            size = len(head) + len(tail) + FRAME_EXTRA
+        else:
+            size = len(direct_frame(req.type.value, req.data, req.from_, 0)) + FRAME_EXTRA
+        if size > self.max_publish_bytes:
+            raise PublishRejected(413, {"code": "too_large", "message":
+                                        f"message is {size} bytes; MAX_PUBLISH_BYTES is "
+                                        f"{self.max_publish_bytes}"})
 
     async def aclose(self) -> None:
         await self.redis.aclose()
