@@ -17,7 +17,7 @@ import re
 from fnmatch import fnmatchcase
 from typing import Annotated
 
-from pydantic import StringConstraints
+from pydantic import AfterValidator, StringConstraints
 
 ROOM_RE = r"^[A-Za-z0-9_\-.:@/=+#]{1,200}$"
 TENANT_RE = r"^[A-Za-z0-9_\-.:@]{1,64}$"
@@ -27,7 +27,19 @@ RoomName = Annotated[str, StringConstraints(pattern=ROOM_RE)]
 TenantName = Annotated[str, StringConstraints(pattern=TENANT_RE)]
 USER_RE = r"^[^\x00-\x1f\x7f]{1,200}$"
 UserId = Annotated[str, StringConstraints(pattern=USER_RE)]
-OffsetStr = Annotated[str, StringConstraints(pattern=r"^\d{1,20}-\d{1,20}$")]
+MAX_STREAM_PART = 2**64 - 1  # each half of a Redis stream id is an unsigned 64-bit integer
+
+
+def _fits_stream_id(value: str) -> str:
+    # 20 digits pass the pattern but 99999999999999999999 is past 2**64 - 1: Redis answers
+    # "Invalid stream ID" and the route that passed it on was a 500.
+    if any(int(part) > MAX_STREAM_PART for part in value.split("-")):
+        raise ValueError(f"offset parts are at most {MAX_STREAM_PART}")
+    return value
+
+
+OffsetStr = Annotated[str, StringConstraints(pattern=r"^\d{1,20}-\d{1,20}$"),
+                      AfterValidator(_fits_stream_id)]
 
 _room = re.compile(ROOM_RE)
 _tenant = re.compile(TENANT_RE)

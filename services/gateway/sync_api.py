@@ -31,7 +31,7 @@ from urllib.parse import quote
 import httpx
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from goldwire.gateway.auth import AuthError, Principal
 from goldwire.gateway.authz import Action, AuthzUnavailable
@@ -39,7 +39,7 @@ from goldwire.gateway.node import GatewayNode
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.protocol.codes import ErrorCode
 from goldwire.protocol.depth import JsonObject
-from goldwire.protocol.names import is_room
+from goldwire.protocol.names import OffsetStr, is_room
 from goldwire.protocol.sync import (
     BootstrapResponse,
     HistoryResponse,
@@ -56,7 +56,7 @@ log = logging.getLogger("goldwire.gateway.sync")
 router = APIRouter(prefix="/v2/sync")
 
 MAX_ROOMS = 100  # rooms per request (the presence API's own limit)
-OffsetText = Annotated[str, StringConstraints(pattern=r"^\d{1,20}-\d{1,20}$")]
+OffsetText = OffsetStr  # both halves within Redis's u64, else Redis refuses it with a 500
 
 
 class SyncError(HTTPException):
@@ -267,7 +267,7 @@ async def bootstrap(request: Request, who: User, node: Node, services: Services,
 @router.get("/rooms/{room}/history", response_model=HistoryResponse,
             response_model_exclude_none=True)
 async def history(room: str, who: User, node: Node,
-                  since: Annotated[str | None, Query(pattern=r"^\d{1,20}-\d{1,20}$")] = None,
+                  since: Annotated[OffsetStr | None, Query()] = None,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
     """What the socket's recovery would give: with `since`, the messages after it (or
     `recovered: false`); without, the latest `limit` messages. Oldest first."""
@@ -304,8 +304,7 @@ async def put_preferences(body: PreferencesWrite, who: User, services: Services)
 @router.get("/notifications", response_model=NotificationsResponse)
 async def notifications(who: User, services: Services,
                         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                        before: Annotated[str | None,
-                                          Query(pattern=r"^\d{1,20}-\d{1,20}$")] = None) -> Any:
+                        before: Annotated[OffsetStr | None, Query()] = None) -> Any:
     params = {"tenant": who.tenant, "limit": str(limit)}
     if before:
         params["before"] = before

@@ -302,7 +302,13 @@ class SessionStore:
         """Newest first, `limit` per page; `next` is the cursor of the following page."""
         inbox, read, read_ids = self._inbox_keys(tenant, user)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.xrevrange(inbox, max=f"({before}" if before else "+", min="-", count=limit + 1)
+        if before is not None and _offset(before) == (0, 0):
+            # Nothing is before 0-0, and Redis refuses the exclusive `(0-0` (it was a 500):
+            # ask for exactly 0-0, which no entry of a stream can be.
+            pipe.xrevrange(inbox, max="0-0", min="0-0", count=1)
+        else:
+            pipe.xrevrange(inbox, max=f"({before}" if before else "+", min="-",
+                           count=limit + 1)
         pipe.hget(read, "upto")
         pipe.smembers(read_ids)
         entries, upto, ids = await pipe.execute()
