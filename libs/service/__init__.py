@@ -3,12 +3,17 @@ auth, the health, readiness and metrics routes, a supervised arq worker, and the
 process entry point. Each service keeps only its own logic."""
 
 from goldwire.service.clients import redis_clients, redis_from_url
-from goldwire.service.http import add_health_routes, api_key_checker, prometheus_text
+from goldwire.service.http import (
+    add_health_routes,
+    api_key_checker,
+    document_error_details,
+    prometheus_text,
+)
 from goldwire.service.jobs import cron_name, each_record, job_id, run_supervised
 from goldwire.service.process import freeze_startup_heap, run_service
 from goldwire.service.scripts import queue_script, run_loading_scripts
 
-__all__ = ["add_health_routes", "api_key_checker", "cron_name", "each_record",
-           "freeze_startup_heap", "job_id", "prometheus_text", "queue_script",
+__all__ = ["add_health_routes", "api_key_checker", "cron_name", "document_error_details",
+           "each_record", "freeze_startup_heap", "job_id", "prometheus_text", "queue_script",
            "redis_clients", "redis_from_url", "run_loading_scripts", "run_service",
            "run_supervised"]

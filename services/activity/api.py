@@ -25,7 +25,12 @@ from goldwire.activity.service import ActivityService
 from goldwire.activity.settings import ActivitySettings
 from goldwire.protocol.messages import MessageType
 from goldwire.protocol.names import DEFAULT_TENANT, TenantName, UserId, is_room
-from goldwire.service import add_health_routes, api_key_checker, prometheus_text
+from goldwire.service import (
+    add_health_routes,
+    api_key_checker,
+    document_error_details,
+    prometheus_text,
+)
 
 Tenant = Annotated[TenantName, Query(description="the tenant (default `default`)")]
 Limit = Annotated[int, Query(ge=1, le=200)]
@@ -234,4 +239,5 @@ def create_app(settings: ActivitySettings) -> FastAPI:
         return prometheus_text("goldwire_activity", values)
 
     add_health_routes(app, checks, metrics, alive=lambda request: service_of(request).running())
+    document_error_details(app)
     return app

@@ -23,6 +23,7 @@ from goldwire.gateway.settings import GatewaySettings
 from goldwire.gateway.sync_api import Forwarder
 from goldwire.gateway.sync_api import router as sync_router
 from goldwire.protocol.names import DEFAULT_TENANT
+from goldwire.service.http import document_error_details
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -84,10 +85,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         ready = all(checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)  # documented as text, not JSON
     async def metrics(request: Request) -> PlainTextResponse:
         node: GatewayNode = request.state.node
         return PlainTextResponse(node.metrics.render(),
                                  media_type="text/plain; version=0.0.4")
 
+    document_error_details(app)
     return app

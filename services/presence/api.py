@@ -16,7 +16,12 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from goldwire.presence.service import PresenceService
 from goldwire.presence.settings import PresenceSettings
 from goldwire.protocol.names import DEFAULT_TENANT, TenantName, UserId, is_room
-from goldwire.service import add_health_routes, api_key_checker, prometheus_text
+from goldwire.service import (
+    add_health_routes,
+    api_key_checker,
+    document_error_details,
+    prometheus_text,
+)
 
 Tenant = Annotated[TenantName, Query()]
 MAX_ROOMS = 100
@@ -98,4 +103,5 @@ def create_app(settings: PresenceSettings) -> FastAPI:
         })
 
     add_health_routes(app, checks, metrics, alive=lambda request: service_of(request).running())
+    document_error_details(app)
     return app

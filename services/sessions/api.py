@@ -16,10 +16,15 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 
-from goldwire.protocol.names import DEFAULT_TENANT, TenantName, UserId
-from goldwire.service import add_health_routes, api_key_checker, prometheus_text
+from goldwire.protocol.names import DEFAULT_TENANT, OffsetStr, TenantName, UserId
+from goldwire.service import (
+    add_health_routes,
+    api_key_checker,
+    document_error_details,
+    prometheus_text,
+)
 from goldwire.sessions.service import SessionsService
 from goldwire.sessions.settings import SessionsSettings
 from goldwire.sessions.store import InvalidValue, PreferencesConflict
@@ -28,7 +33,7 @@ Tenant = Annotated[TenantName, Query()]
 User = Annotated[UserId, Path()]
 
 
-OffsetId = Annotated[str, StringConstraints(pattern=r"^\d{1,20}-\d{1,20}$")]
+OffsetId = OffsetStr  # both halves within Redis's u64: past it Redis refuses the id (a 500)
 
 
 class AckBody(BaseModel):
@@ -111,7 +116,7 @@ def create_app(settings: SessionsSettings) -> FastAPI:
     @app.get("/v1/users/{user:path}/notifications", dependencies=auth)
     async def notifications(user: User, tenant: Tenant = DEFAULT_TENANT,
                             limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                            before: Annotated[str | None, Query(pattern=r"^\d+-\d+$")] = None,
+                            before: Annotated[OffsetStr | None, Query()] = None,
                             service: SessionsService = Depends(service_of)) -> dict[str, Any]:
         return await service.store.notifications(tenant, user, limit, before)
 
@@ -139,4 +144,5 @@ def create_app(settings: SessionsSettings) -> FastAPI:
             "stream_dead_letters_total": st.dead_lettered})
 
     add_health_routes(app, checks, metrics, alive=lambda request: service_of(request).running())
+    document_error_details(app)
     return app
