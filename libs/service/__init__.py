@@ -6,6 +6,7 @@ from goldwire.service.clients import redis_clients, redis_from_url
 from goldwire.service.http import (
     add_health_routes,
     api_key_checker,
+    ascii_validation_errors,
     document_error_details,
     prometheus_text,
 )
@@ -13,7 +14,20 @@ from goldwire.service.jobs import cron_name, each_record, job_id, run_supervised
 from goldwire.service.process import freeze_startup_heap, run_service
 from goldwire.service.scripts import queue_script, run_loading_scripts
 
-__all__ = ["add_health_routes", "api_key_checker", "cron_name", "document_error_details",
-           "each_record", "freeze_startup_heap", "job_id", "prometheus_text", "queue_script",
-           "redis_clients", "redis_from_url", "run_loading_scripts", "run_service",
-           "run_supervised"]
+__all__ = [
+    "add_health_routes",
+    "api_key_checker",
+    "ascii_validation_errors",
+    "cron_name",
+    "document_error_details",
+    "each_record",
+    "freeze_startup_heap",
+    "job_id",
+    "prometheus_text",
+    "queue_script",
+    "redis_clients",
+    "redis_from_url",
+    "run_loading_scripts",
+    "run_service",
+    "run_supervised",
+]

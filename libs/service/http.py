@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 
 def api_key_checker(keys_of: Callable[[Request], frozenset[str]]) -> Callable[[Request], None]:
@@ -20,6 +23,17 @@ def api_key_checker(keys_of: Callable[[Request], frozenset[str]]) -> Callable[[R
             raise HTTPException(401, "missing or unknown API key")
 
     return require_api_key
+
+
+def ascii_validation_errors(app: FastAPI) -> None:
+    """422s rendered with `ensure_ascii`: a body holding a lone surrogate (`"\\ud800"`, valid
+    JSON) is echoed back in the error, and FastAPI's own handler, encoding it as UTF-8,
+    raised UnicodeEncodeError: a 500 (found by tests/test_fuzz_protocol.py)."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        body = json.dumps({"detail": jsonable_encoder(exc.errors())})
+        return Response(body, status_code=422, media_type="application/json")
 
 
 def document_error_details(app: FastAPI) -> None:

@@ -23,7 +23,7 @@ from goldwire.gateway.settings import GatewaySettings
 from goldwire.gateway.sync_api import Forwarder
 from goldwire.gateway.sync_api import router as sync_router
 from goldwire.protocol.names import DEFAULT_TENANT
-from goldwire.service.http import document_error_details
+from goldwire.service.http import ascii_validation_errors, document_error_details
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -92,4 +92,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                                  media_type="text/plain; version=0.0.4")
 
     document_error_details(app)
+    ascii_validation_errors(app)
     return app

@@ -19,6 +19,7 @@ from goldwire.protocol.names import DEFAULT_TENANT, TenantName, UserId, is_room
 from goldwire.service import (
     add_health_routes,
     api_key_checker,
+    ascii_validation_errors,
     document_error_details,
     prometheus_text,
 )
@@ -104,4 +105,5 @@ def create_app(settings: PresenceSettings) -> FastAPI:
 
     add_health_routes(app, checks, metrics, alive=lambda request: service_of(request).running())
     document_error_details(app)
+    ascii_validation_errors(app)
     return app

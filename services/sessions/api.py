@@ -22,6 +22,7 @@ from goldwire.protocol.names import DEFAULT_TENANT, OffsetStr, TenantName, UserI
 from goldwire.service import (
     add_health_routes,
     api_key_checker,
+    ascii_validation_errors,
     document_error_details,
     prometheus_text,
 )
@@ -145,4 +146,5 @@ def create_app(settings: SessionsSettings) -> FastAPI:
 
     add_health_routes(app, checks, metrics, alive=lambda request: service_of(request).running())
     document_error_details(app)
+    ascii_validation_errors(app)
     return app
