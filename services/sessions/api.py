@@ -16,9 +16,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from goldwire.protocol.names import DEFAULT_TENANT, OffsetStr, TenantName, UserId
+from goldwire.protocol.names import DEFAULT_TENANT, MAX_STREAM_PART, OffsetStr, TenantName, UserId
 from goldwire.service import (
     add_health_routes,
     api_key_checker,
@@ -42,6 +42,16 @@ class AckBody(BaseModel):
 
     ids: list[OffsetId] = Field(default_factory=list, max_length=500)
     upto: OffsetId | None = None
+
+    @field_validator("upto")
+    @classmethod
+    def _below_the_last_id(cls, value: str | None) -> str | None:
+        # The read mark is read back as the exclusive start `(upto`, which Redis cannot
+        # step past the last possible id: it was stored, then every list and count of the
+        # user's notifications was a 500 for good.
+        if value is not None and value == f"{MAX_STREAM_PART}-{MAX_STREAM_PART}":
+            raise ValueError("upto cannot be the last possible stream id")
+        return value
 
 
 class PreferencesBody(BaseModel):
