@@ -69,6 +69,10 @@ class Keys:
         """Token bucket (hash `t` tokens, `s` stamp ms) of one client IP's connects."""
         return f"{self.prefix}:rl:ip:{ip}"
 
+    def publish_rate(self, tenant: str) -> str:
+        """Token bucket of one tenant's HTTP publishes."""
+        return f"{self.prefix}:rl:pub:{tenant}"
+
     def idempotency(self, tenant: str, key: str) -> str:
         """Idempotency key of a user or broadcast publish."""
         return f"{self.prefix}:idem:{tenant}/{key}"

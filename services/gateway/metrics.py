@@ -20,6 +20,7 @@ class GatewayMetrics:
     rate_limited: int = 0
     connections_refused_per_user: int = 0  # MAX_CONNECTIONS_PER_USER (close 4029)
     connects_rate_limited: int = 0  # CONNECT_RATE_PER_IP (429 on the upgrade)
+    publishes_rate_limited: int = 0  # PUBLISH_RATE_PER_TENANT (429)
     bad_frames: int = 0
     heartbeat_timeouts: int = 0
     http_request_timeouts: int = 0  # connections that sent no whole request in time

@@ -110,6 +110,9 @@ class GatewayNode:
         self.client_address = ClientAddress(parse_networks(settings.trusted_proxies))
         self.connect_limiter = RedisRateLimiter(self.broker.redis, settings.connect_rate_per_ip,
                                                 settings.connect_rate_burst)
+        self.publish_limiter = RedisRateLimiter(self.broker.redis,
+                                                settings.publish_rate_per_tenant,
+                                                settings.publish_rate_burst)
         # (tenant, user) → this node's connections holding a slot: what its field says.
         self.user_counts: dict[tuple[str, str], int] = {}
         self.connections: dict[str, Connection] = {}

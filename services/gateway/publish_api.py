@@ -4,12 +4,19 @@ Room publishes take the same path as a client's (one atomic script, offsets
 and order shared); user and broadcast publishes are de-duplicated by a
 claim on the idempotency key made in the same script as the PUBLISH, which
 then holds the first result for the window.
+
+PUBLISH_RATE_PER_TENANT is checked before anything is published: every
+message of a batch counts, against the bucket of its own tenant, and a batch
+is taken whole or refused whole (429 with `Retry-After`; tokens already taken
+for its other tenants are given back).
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+from collections import Counter
+from collections.abc import Sequence
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from redis.exceptions import RedisError
@@ -31,6 +38,34 @@ def require_api_key(request: Request, node: GatewayNode = Depends(node_of)) -> N
     if not any(hmac.compare_digest(key.encode(), k.encode())
                for k in node.settings.api_key_set()):
         raise HTTPException(401, "unknown API key")
+
+
+async def take_rate(node: GatewayNode, items: Sequence[PublishRequest]) -> None:
+    """Take one token per message from each tenant's bucket, or raise 429 (nothing taken)."""
+    limiter = node.publish_limiter
+    if not limiter.enabled:
+        return
+    taken: list[tuple[str, int]] = []
+    try:
+        for tenant, count in Counter(item.tenant for item in items).items():
+            key = node.keys.publish_rate(tenant)
+            if count > limiter.burst:
+                raise HTTPException(413, {"code": "too_large", "message": (
+                    f"{count} publishes for tenant {tenant!r} in one batch; "
+                    f"PUBLISH_RATE_BURST is {limiter.burst}: split the batch")})
+            verdict = await limiter.take(key, count)
+            if not verdict.allowed:
+                node.metrics.publishes_rate_limited += count
+                raise HTTPException(429, {"code": "rate_limited", "message": (
+                    f"tenant {tenant!r} is over PUBLISH_RATE_PER_TENANT "
+                    f"({limiter.rate:g}/s, burst {limiter.burst}); retry after "
+                    f"{verdict.retry_after} s"), "retry_after": verdict.retry_after},
+                    headers={"Retry-After": str(verdict.retry_after)})
+            taken.append((key, count))
+    except HTTPException:
+        for key, count in taken:
+            await limiter.refund(key, count)
+        raise
 
 
 async def publish_one(node: GatewayNode, req: PublishRequest) -> PublishResult:
@@ -58,6 +93,7 @@ async def publish_one(node: GatewayNode, req: PublishRequest) -> PublishResult:
              dependencies=[Depends(require_api_key)])
 async def publish(req: PublishRequest, node: GatewayNode = Depends(node_of)) -> PublishResult:
     try:
+        await take_rate(node, [req])
         return await publish_one(node, req)
     except (RedisError, OSError) as exc:
         raise HTTPException(503, "storage unavailable; retry with the same key") from exc
@@ -74,6 +110,7 @@ async def publish_batch(batch: list[PublishRequest] | BatchRequest,
     for item in items:  # all or nothing: refuse an oversized item before publishing any
         node.check_size(len(json.dumps(item.data, separators=(",", ":"))))
     try:
+        await take_rate(node, items)
         return BatchResult(results=[await publish_one(node, item) for item in items])
     except (RedisError, OSError) as exc:
         raise HTTPException(503, "storage unavailable; retry with the same keys") from exc

@@ -60,6 +60,9 @@ class GatewaySettings(BaseSettings):
     connect_rate_burst: int = 20
     # Peers whose X-Forwarded-For is believed (comma-separated IPs or CIDRs).
     trusted_proxies: str = ""
+    # HTTP publishes per tenant over every gateway (token bucket; 0 = off): 429.
+    publish_rate_per_tenant: float = 0.0
+    publish_rate_burst: int = 1000  # one full batch
     max_outbound_bytes: int = 1 << 20  # a socket with more unsent bytes is cut off (4009)
     # One message as delivered (the whole frame), from a socket or the HTTP API: below
     # max_outbound_bytes, so one message alone can never cut a room's members off.
