@@ -53,6 +53,7 @@ def _cmd_token(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO
         tenant=args.tenant,
         rooms=args.rooms,
         publish=args.publish,
+        send=args.send,
         ttl=args.ttl,
         audience=environ.get("JWT_AUDIENCE") or None,
         issuer=environ.get("JWT_ISSUER") or None,
@@ -91,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--tenant", help="tenant id (omitted when not given)")
     token.add_argument("--rooms", default="", help="comma-separated room patterns to join")
     token.add_argument("--publish", default="", help="comma-separated room patterns to publish")
+    token.add_argument("--send", default=None,
+                       help="comma-separated user-id patterns `send` may target "
+                            "(omitted: anyone in the tenant; '': no one)")
     token.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="lifetime in seconds")
     token.add_argument("--secret", help="HS256 secret (default: env JWT_SECRET)")
     token.set_defaults(handler=_cmd_token)

@@ -6,8 +6,10 @@ get one. Production tokens come from the Goldleaves identity service; this is
 for development and tests only.
 
 Claims: `sub`, `name` and `tenant` (each omitted when not given), `rooms`
-and `publish` (lists of room patterns such as "doc:*"), `iat`, `exp`, and
-`aud`/`iss` when given (empty strings count as not given).
+and `publish` (lists of room patterns such as "doc:*"), `send` (user-id
+patterns the `send` op may target; only when given, since no claim means
+anyone in the tenant and `[]` means no one), `iat`, `exp`, and `aud`/`iss`
+when given (empty strings count as not given).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def mint_token(
     tenant: str | None = None,
     rooms: str | Iterable[str] = (),
     publish: str | Iterable[str] = (),
+    send: str | Iterable[str] | None = None,
     ttl: int = DEFAULT_TTL,
     audience: str | None = None,
     issuer: str | None = None,
@@ -63,6 +66,8 @@ def mint_token(
         claims["tenant"] = tenant
     claims["rooms"] = split_patterns(rooms)
     claims["publish"] = split_patterns(publish)
+    if send is not None:
+        claims["send"] = split_patterns(send)
     claims["iat"] = now
     claims["exp"] = now + int(ttl)
     if audience:

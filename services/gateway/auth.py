@@ -33,6 +33,8 @@ class Principal:
     rooms: tuple[str, ...]
     publish: tuple[str, ...]
     expires_at: float
+    # User-id patterns `send` may target; None (no claim) = anyone in the same tenant.
+    send: tuple[str, ...] | None = None
 
     def public(self) -> dict[str, str | None]:
         return {"id": self.user_id, "name": self.name}
@@ -88,6 +90,7 @@ def _principal(claims: dict) -> Principal:
         rooms=_patterns(claims.get("rooms")),
         publish=_patterns(claims.get("publish")),
         expires_at=float(claims["exp"]),
+        send=None if claims.get("send") is None else _patterns(claims["send"]),
     )
 
 

@@ -35,6 +35,7 @@ from goldwire.protocol.commands import (
     Status,
 )
 from goldwire.protocol.messages import error, reply
+from goldwire.protocol.names import room_matches
 from goldwire.sessions.store import InvalidValue, PreferencesConflict
 
 log = logging.getLogger("goldwire.gateway.handlers")
@@ -200,8 +201,12 @@ async def handle_publish(node: GatewayNode, conn: Connection, command: Publish) 
 
 
 async def handle_send(node: GatewayNode, conn: Connection, command: Send) -> dict[str, Any]:
+    """A direct message to a user of the sender's tenant. A token with a `send` claim may
+    reach only the user ids its patterns match (`[]`: no one); without one, anyone."""
     principal = conn.principal
     assert principal is not None
+    if principal.send is not None and not room_matches(command.user, principal.send):
+        raise CommandError(ErrorCode.FORBIDDEN, f"not allowed to send to user {command.user!r}")
     delivered, _ = await node.send_to_user(principal.tenant, command.user, "user_message",
                                         command.data, sender=principal.public())
     node.outbox.event("send", conn, to=command.user)
