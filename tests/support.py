@@ -37,6 +37,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(proc: subprocess.Popen[bytes], url: str, what: str, within: float = 20) -> None:
+    """Until `url` answers 200; raises if `proc` exits first or `within` seconds pass."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=0.5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not become ready")
+
+
 class Service:
     """One service process (`python -m goldwire.cli <kind>`) on a free port."""
 
@@ -67,17 +82,8 @@ class Service:
             [sys.executable, "-m", "goldwire.cli", self.kind], env=self.env,
             preexec_fn=parent_death_signal(signal.SIGKILL),  # no orphan if pytest dies
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}")
-            try:
-                if httpx.get(self.http + "/readyz", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.kind} did not become ready")
+        wait_ready(self.proc, self.http + "/readyz", self.kind)
+        return self
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -29,13 +29,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright import sync_api as playwright_api
 from playwright.sync_api import Page, expect
 
 from goldwire.cli.procutil import parent_death_signal
-from tests.support import API_KEY, SECRET, Gateway, Presence, Sessions, free_port
+from tests.support import API_KEY, SECRET, Gateway, Presence, Sessions, free_port, wait_ready
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
@@ -69,16 +68,8 @@ class App:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "examples.documents", "--port", str(self.port)],
             cwd=ROOT, env=self.env, preexec_fn=parent_death_signal(signal.SIGKILL))
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"the app exited with {self.proc.returncode}"
-            try:
-                if httpx.get(self.url + "/login", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("the documents app did not start")
+        wait_ready(self.proc, self.url + "/login", "the documents app")
+        return self
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
