@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from goldwire.store.lua import BoundScript
+
 T = TypeVar("T")
 
 
@@ -28,12 +30,15 @@ def queue_script(pipe: Any, script: AsyncScript, keys: Sequence[Any],
     pipe.evalsha(script.sha, len(keys), *keys, *args)
 
 
-async def run_loading_scripts(redis: Redis, scripts: Iterable[AsyncScript],
+async def run_loading_scripts(redis: Redis, scripts: Iterable[AsyncScript | BoundScript],
                               operation: Callable[[], Awaitable[T]]) -> T:
     """Run `operation`; if Redis did not know a script, load them all and run it again."""
     try:
         return await operation()
     except NoScriptError:
         for script in scripts:
-            script.sha = await redis.script_load(script.script)
+            if isinstance(script, BoundScript):
+                await script.load()
+            else:
+                script.sha = await redis.script_load(script.script)
         return await operation()

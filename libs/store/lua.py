@@ -1,0 +1,153 @@
+"""Lua scripts kept as `.lua` files beside the module that runs them, called by name.
+
+A script's header names every KEYS and ARGV entry, one per line, in order:
+
+    -- KEYS[1] history   the room's history stream
+    -- ARGV[1] channel   the room's pub/sub channel
+    -- ARGV[2..] live    every live node id (the rest of ARGV, a list)
+
+so a caller writes `await publish(history=..., channel=...)` and never counts
+positions. The last KEYS or ARGV entry may be variadic (`[n..]`): it takes a
+list. `-- @include name.lua` pastes a shared helper file (looked up beside the
+script) so offset comparison and the like are written once. Every key a script
+touches must come in KEYS (Redis Cluster routes a call by them); the header
+makes that reviewable and `tests/unit/test_lua_loader.py` checks the headers.
+
+Errors: `LuaHeaderError` when a file's header is malformed (at load, so at
+import time of the module that loads it); `TypeError` when a call misses or
+adds a name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+_HEADER = re.compile(r"^--\s*(KEYS|ARGV)\[(\d+)(\.\.)?\]\s+([a-z_][a-z0-9_]*)\b")
+_INCLUDE = re.compile(r"^--\s*@include\s+([\w.-]+\.lua)\s*$")
+
+
+class LuaHeaderError(ValueError):
+    """A script's KEYS/ARGV header is missing an entry, out of order or ambiguous."""
+
+
+@dataclass(frozen=True)
+class LuaScript:
+    """One script's source (includes pasted) and the names of its keys and arguments."""
+
+    name: str
+    source: str
+    keys: tuple[str, ...]
+    args: tuple[str, ...]
+    variadic_keys: bool = False  # the last key name takes a list
+    variadic_args: bool = False  # the last argument name takes a list
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha1(self.source.encode()).hexdigest()
+
+    def split(self, named: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+        """KEYS and ARGV in header order from the caller's named values."""
+        expected = len(self.keys) + len(self.args)
+        if len(named) != expected:
+            missing = set(self.keys + self.args) - named.keys()
+            extra = named.keys() - set(self.keys + self.args)
+            raise TypeError(f"{self.name}: missing {sorted(missing)}, unexpected {sorted(extra)}")
+        try:
+            keys = _ordered(named, self.keys, self.variadic_keys)
+            args = _ordered(named, self.args, self.variadic_args)
+        except KeyError as exc:
+            raise TypeError(f"{self.name}: missing {exc.args[0]!r}") from None
+        return keys, args
+
+    def command(self, **named: Any) -> tuple[Any, ...]:
+        """The call as a plain EVAL command (for queues that must survive a SCRIPT FLUSH)."""
+        keys, args = self.split(named)
+        return ("EVAL", self.source, len(keys), *keys, *args)
+
+
+def _ordered(named: dict[str, Any], names: Sequence[str], variadic: bool) -> list[Any]:
+    if not variadic:
+        return [named[n] for n in names]
+    return [named[n] for n in names[:-1]] + list(named[names[-1]])
+
+
+def parse(name: str, text: str, include: Any = None) -> LuaScript:
+    """Parse a script's header; `include(filename)` returns a helper file's text."""
+    lines: list[str] = []
+    for line in text.splitlines():
+        match = _INCLUDE.match(line.strip())
+        if match:
+            if include is None:
+                raise LuaHeaderError(f"{name}: @include {match[1]} with no place to look")
+            lines.append(include(match[1]).rstrip("\n"))
+        else:
+            lines.append(line)
+    named: dict[str, list[tuple[int, str, bool]]] = {"KEYS": [], "ARGV": []}
+    for line in text.splitlines():
+        match = _HEADER.match(line.strip())
+        if match:
+            named[match[1]].append((int(match[2]), match[4], bool(match[3])))
+    entries: dict[str, tuple[tuple[str, ...], bool]] = {}
+    for kind, found in named.items():
+        positions = [p for p, _, _ in found]
+        if positions != list(range(1, len(found) + 1)):
+            raise LuaHeaderError(f"{name}: {kind} entries must be numbered 1, 2, ... "
+                                 f"in order (found {positions})")
+        if any(v for _, _, v in found[:-1]):
+            raise LuaHeaderError(f"{name}: only the last {kind} entry can be variadic")
+        entries[kind] = (tuple(n for _, n, _ in found), bool(found and found[-1][2]))
+    keys, variadic_keys = entries["KEYS"]
+    args, variadic_args = entries["ARGV"]
+    if len(set(keys + args)) != len(keys) + len(args):
+        raise LuaHeaderError(f"{name}: a name is used twice in KEYS/ARGV")
+    return LuaScript(name, "\n".join(lines) + "\n", keys, args, variadic_keys, variadic_args)
+
+
+@cache
+def load(package: str, filename: str) -> LuaScript:
+    """The script `filename` shipped in `package` (e.g. `load(__package__, "x.lua")`)."""
+    folder = resources.files(package)
+
+    def include(helper: str) -> str:
+        return (folder / helper).read_text()
+
+    return parse(filename, (folder / filename).read_text(), include)
+
+
+class BoundScript:
+    """A script on one Redis client: EVALSHA, loading it when Redis does not know it."""
+
+    def __init__(self, script: LuaScript, redis: Any) -> None:
+        self.script = script
+        self.redis = redis
+        self.sha = script.sha
+
+    async def __call__(self, **named: Any) -> Any:
+        keys, args = self.script.split(named)
+        try:
+            return await self.redis.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            self.sha = await self.redis.script_load(self.script.source)
+            return await self.redis.evalsha(self.sha, len(keys), *keys, *args)
+
+    def queue(self, pipe: Any, **named: Any) -> None:
+        """Queue the call in a pipeline as a bare EVALSHA (see `run_loading_scripts`)."""
+        keys, args = self.script.split(named)
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+    async def load(self) -> None:
+        """Put the script in Redis's cache (after a restart or SCRIPT FLUSH)."""
+        self.sha = await self.redis.script_load(self.script.source)
+
+
+def bind(redis: Any, package: str, filename: str) -> BoundScript:
+    """`load` then bind to `redis`: what a module's constructor calls."""
+    return BoundScript(load(package, filename), redis)
