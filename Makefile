@@ -4,6 +4,9 @@
 #               only when pyproject.toml is newer than .venv/.installed)
 #   make run    goldwire up: Redis (if needed) and every service, until Ctrl-C
 #   make test   pytest; pass extra arguments with PYTEST_ARGS='-k token -x'
+#   make test-unit    tests/unit only: no processes, no sockets, no Redis (seconds)
+#   make test-service tests/service: code in-process against a private real Redis
+#   make test-system  tests/system: real gateways and services as processes
 #   make lint   ruff check
 #   make deploy-check validate Dockerfile, compose.yaml and every kustomize overlay offline
 #   make bench        benchmark suite, under 10 minutes: writes docs/benchmarks.md and its chart
@@ -22,7 +25,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 PYTEST_RC ?=
 
-.PHONY: venv run test lint
+.PHONY: venv run test test-unit test-service test-system lint
 
 venv: $(STAMP)
 
@@ -40,6 +43,9 @@ test: venv
 	@rc=0; $(PY) -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
 	if [ -n "$(PYTEST_RC)" ]; then echo $$rc > "$(PYTEST_RC)"; fi; \
 	exit $$rc
+
+test-unit test-service test-system: test-%: venv
+	$(PY) -m pytest -q tests/$* $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -69,7 +75,7 @@ deploy-check: $(DEPLOY_STAMP)
 demo: venv
 	$(PY) -m examples.documents.demo
 
-# tests/test_browser_documents.py drives this binary through Playwright; the browser is
+# tests/system/test_browser_documents.py drives this binary through Playwright; the browser is
 # Debian's package, never a download (`playwright install` cannot reach its CDN here).
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

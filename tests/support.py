@@ -37,6 +37,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+async def until(check: Any, timeout: float = 20, interval: float = 0.05) -> Any:
+    """Poll `check()` (sync or async) until it returns something truthy, and return that:
+    the one way tests wait for a condition, instead of sleeping a guessed time."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not reached within {timeout}s: {last!r}")
+        await asyncio.sleep(interval)
+
+
 def wait_ready(proc: subprocess.Popen[bytes], url: str, what: str, within: float = 20) -> None:
     """Until `url` answers 200; raises if `proc` exits first or `within` seconds pass."""
     deadline = time.monotonic() + within

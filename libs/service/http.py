@@ -28,7 +28,7 @@ def api_key_checker(keys_of: Callable[[Request], frozenset[str]]) -> Callable[[R
 def ascii_validation_errors(app: FastAPI) -> None:
     """422s rendered with `ensure_ascii`: a body holding a lone surrogate (`"\\ud800"`, valid
     JSON) is echoed back in the error, and FastAPI's own handler, encoding it as UTF-8,
-    raised UnicodeEncodeError: a 500 (found by tests/test_fuzz_protocol.py)."""
+    raised UnicodeEncodeError: a 500 (found by tests/system/test_fuzz_protocol.py)."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -42,7 +42,7 @@ def document_error_details(app: FastAPI) -> None:
     FastAPI documents 422 as `HTTPValidationError`, `detail` an array of pydantic errors;
     the routes' own checks raise `HTTPException(422, "<param>: <what is wrong>")` (a
     string) and the gateway's `{"code", "message"}` (an object), so the declaration named
-    a shape half of the 422s did not have (found by tests/test_schemathesis.py)."""
+    a shape half of the 422s did not have (found by tests/system/test_schemathesis.py)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

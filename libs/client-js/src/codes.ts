@@ -1,6 +1,6 @@
 /**
  * Close codes and what a client does after each: a mirror of libs/protocol/codes.py's
- * CLOSE_TABLE (keep the two in step; tests/test_client_js.py checks they match).
+ * CLOSE_TABLE (keep the two in step; tests/system/test_client_js.py checks they match).
  */
 export type Reconnect = "no" | "at_once" | "with_backoff" | "with_new_token";
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.support import Activity, Client, Gateway, token
-from tests.test_activity import get, until
+from tests.support import Activity, Client, Gateway, token, until
+from tests.system.test_activity import get
 
 pytestmark = pytest.mark.asyncio
 

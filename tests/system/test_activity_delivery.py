@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 
 from goldwire.protocol.keys import Keys
 from tests.activity_log import DAY, MIN, Log, write
-from tests.support import Activity
-from tests.test_activity import get, metrics, until
+from tests.support import Activity, until
+from tests.system.test_activity import get, metrics
 
 pytestmark = pytest.mark.asyncio
 

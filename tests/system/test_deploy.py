@@ -27,7 +27,7 @@ from goldwire.presence.settings import PresenceSettings
 from goldwire.sessions.api import create_app as sessions_app
 from goldwire.sessions.settings import SessionsSettings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 SETTINGS: dict[str, type[BaseSettings]] = {
     "gateway": GatewaySettings, "presence": PresenceSettings,

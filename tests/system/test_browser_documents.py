@@ -40,7 +40,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-quic", "--no-first-run"]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "documents-example.png"
 GRACE = 3.0  # PRESENCE_LEAVE_GRACE for these tests: longer than a page reload here
 TIMEOUT = 15_000  # ms, for every condition; generous for a loaded 2-core machine

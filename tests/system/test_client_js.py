@@ -21,7 +21,7 @@ import pytest
 from goldwire.protocol.codes import CLOSE_TABLE
 from goldwire.protocol.commands import COMMAND_TYPES
 
-SDK = Path(__file__).resolve().parent.parent / "libs" / "client-js"
+SDK = Path(__file__).resolve().parents[2] / "libs" / "client-js"
 NPM = shutil.which("npm")
 NODE = shutil.which("node")
 

@@ -7,7 +7,6 @@ answers are checked against numbers worked out by hand below.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.activity_log import DAY, HOUR, MIN, Log, write
-from tests.support import Activity
+from tests.support import Activity, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -89,18 +88,6 @@ def scripted_log() -> Log:
 
 
 REPLAYED, TOO_OLD = 3, 1
-
-
-async def until(check: Any, timeout: float = 20) -> Any:
-    """Poll `check()` (async, returns a value or None) until it gives a truthy value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not reached within {timeout}s: {last!r}")
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ import redis.asyncio as aioredis
 from goldwire.presence.engine import PresenceEngine
 from goldwire.presence.pacing import FORGET_AFTER, DiffPacer
 from goldwire.protocol.keys import Keys
+from tests.service.test_presence_engine import Wire, ev, ids
 from tests.support import Client, Gateway, Presence, token
-from tests.test_presence_engine import Wire, ev, ids
 
 ROOM = ("default", "doc:1")
 
