@@ -9,7 +9,7 @@ What it does, all on loopback, with a private Redis (`RedisServer`):
 1. Fan-out. `--clients` sockets connect to a fresh gateway (`python -m goldwire.cli
    gateway`) with a `connect` that joins one room. A publisher sends
    `document_update`s at a fixed rate through the gateway's own publish path (the
-   PUBLISH_ROOM script on Redis, as `GatewayNode.publish_room` does; `--publish-via
+   room_publish.lua script on Redis, as `GatewayNode.publish_room` does; `--publish-via
    http` uses `POST /v1/publish` instead). Each message's `data` carries
    `"b": "<step> <seq> <time_ns at publish>"`; the clients measure latency against the
    wall clock and check loss, duplicates and order per socket.
@@ -71,9 +71,10 @@ import report
 from goldwire.cli.procutil import free_port, parent_death_signal
 from goldwire.cli.redis_server import RedisServer
 from goldwire.cli.tokens import mint_token
+from goldwire.protocol.frames import room_frame_parts
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import encode
-from goldwire.protocol.scripts import PUBLISH_ROOM, room_frame_parts
+from goldwire.store.rooms import RoomStore
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -579,7 +580,7 @@ class Publisher:
 
 class ClientPublisher(Publisher):
     """How a backend publishes to Goldwire: `goldwire.client.RedisPublisher` (the
-    PUBLISH_ROOM script with an idempotency key, and a `publish` event for the activity
+    room_publish.lua script with an idempotency key, and a `publish` event for the activity
     service), exactly as `POST /v1/publish` would, without the HTTP hop."""
 
     def __init__(self, redis_url: str, prefix: str) -> None:
@@ -604,20 +605,12 @@ class RedisRoomPublisher(Publisher):
         from redis.asyncio import Redis
 
         self.redis = Redis.from_url(redis_url)
-        self.script = self.redis.register_script(PUBLISH_ROOM)
-        self.keys = Keys(prefix)
-        self._room_keys: dict[str, tuple[list[str], str]] = {}
+        # the gateway's defaults: history_size 1000, history_ttl 86400 s, 300 s window
+        self.rooms = RoomStore(self.redis, Keys(prefix), 1000, 86_400, 300)
 
     async def publish(self, room: str, data: dict[str, Any], seq: int) -> None:
-        rk = self._room_keys.get(room)
-        if rk is None:
-            keys = self.keys
-            rk = self._room_keys[room] = (
-                [keys.history(TENANT, room), keys.room_meta(TENANT, room),
-                 keys.room_meta(TENANT, room)], keys.room_channel(TENANT, room))
         head, tail = room_frame_parts(MSG_TYPE, room, data)
-        # the gateway's defaults: history_size 1000, history_ttl 86400 s, no idempotency key
-        await self.script(keys=rk[0], args=[rk[1], head, tail, 1000, 86_400_000, "0"])
+        await self.rooms.publish(TENANT, room, head, tail, None)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -1301,7 +1294,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="asgi server: uvicorn's --ws implementation (auto = uvicorn's default)")
     p.add_argument("--publish-via", choices=("client", "redis", "http"), default="client",
                    help="Goldwire publisher: goldwire.client.RedisPublisher (as a backend "
-                        "publishes), the bare PUBLISH_ROOM script on Redis, or POST /v1/publish "
+                        "publishes), the bare room_publish.lua on Redis, or POST /v1/publish "
                         "(client)")
     p.add_argument("--no-services", action="store_true",
                    help="run the gateway alone, without the service processes `goldwire up` "

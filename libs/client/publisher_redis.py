@@ -1,19 +1,15 @@
 """`RedisPublisher`: publish straight to Redis, exactly as a gateway would.
 
-Room messages go through the protocol's `PUBLISH_ROOM` script with the frame
-parts from `room_frame_parts` and the key names from `Keys`, so the offset,
-the stored history, trimming, recovery and the idempotency record are those
-of a gateway publish; a gateway cannot tell the two apart, and a key used
-over HTTP and then here (or the other way round) is still delivered once.
+Room messages go through goldwire.store's `RoomStore`, the gateway's own
+publish path, with the frame parts from `room_frame_parts`, so the offset, the
+stored history, trimming, recovery and the idempotency record are those of a
+gateway publish; a gateway cannot tell the two apart, and a key used over HTTP
+and then here (or the other way round) is still delivered once.
 
-User and broadcast messages are the frame the gateway's node builds,
-PUBLISHed on the user's or the tenant's channel, with the idempotency record
-on `Keys.idempotency` in the gateway's format (`{}` while in flight, then the
-result as JSON). One difference, on purpose: the claim (`SET NX`) and the
-PUBLISH run in one small script (`PUBLISH_DIRECT`) instead of two round
-trips, so a crash or a lost connection between them cannot leave a claimed
-key with nothing delivered (which would turn the retry into a silent loss).
-The script touches one key, so it stays valid on Redis Cluster.
+User and broadcast messages are the frame the gateway's node builds, published
+through the gateway's `DirectStore` (claim and PUBLISH in one script, the
+result recorded in the gateway's format), and notifications through its
+`Inbox`.
 
 Like the gateway's HTTP API, each publish also adds a `publish` event to the
 events stream for the activity service (best effort: a failure there is
@@ -45,11 +41,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from goldwire.client.backoff import ExponentialBackoff, with_retries
 from goldwire.client.errors import PublishError, PublishRejected, PublishUnavailable
 from goldwire.client.publisher import BatchItem, Publisher, prepare
+from goldwire.protocol.frames import room_frame_parts
 from goldwire.protocol.http import PublishRequest, PublishResult
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import direct_frame
-from goldwire.protocol.scripts import PUBLISH_DIRECT, PUBLISH_ROOM, room_frame_parts
-from goldwire.sessions.store import SessionStore
+from goldwire.store.direct import DirectStore
+from goldwire.store.inbox import Inbox
+from goldwire.store.rooms import RoomStore
 
 log = logging.getLogger("goldwire.client.publisher")
 
@@ -85,11 +83,11 @@ class RedisPublisher(Publisher):
         self.record_events = record_events
         # Our own retries: redis-py's would not know that a retry is only safe with the key.
         self.redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
-        self._publish_room = self.redis.register_script(PUBLISH_ROOM)
-        self._publish_direct = self.redis.register_script(PUBLISH_DIRECT)
+        self.rooms = RoomStore(self.redis, self.keys, history_size, history_ttl,
+                               idempotency_window)
+        self.direct = DirectStore(self.redis, self.keys, idempotency_window)
         # Inbox bounds are the sessions service's settings; the defaults match the gateway's.
-        self.inbox = SessionStore(self.redis, self.keys, timeout_hours=24,
-                                  idempotency_window=idempotency_window)
+        self.inbox = Inbox(self.redis, self.keys, idempotency_window=idempotency_window)
         # Event ids must be unique across nodes, like the gateway's `<node>-<start ms>-<n>`.
         self.publisher_id = "pub-" + secrets.token_hex(4)
         self._event_prefix = f"{self.publisher_id}-{int(time.time() * 1000)}-"
@@ -136,16 +134,10 @@ class RedisPublisher(Publisher):
 
     async def _room(self, req: PublishRequest) -> PublishResult:
         assert req.room is not None and req.idempotency_key is not None
-        keys, tenant, room = self.keys, req.tenant, req.room
+        tenant, room = req.tenant, req.room
         head, tail = room_frame_parts(req.type.value, room, req.data, req.from_)
-        # KEYS and ARGV in the order PUBLISH_ROOM documents (the same call as the gateway's broker).
-        offset, dup = await self._publish_room(
-            keys=[keys.history(tenant, room), keys.room_meta(tenant, room),
-                  keys.room_idempotency(tenant, room, req.idempotency_key)],
-            args=[keys.room_channel(tenant, room), head, tail, self.history_size,
-                  self.history_ttl * 1000, self.idempotency_window * 1000],
-        )
-        result = PublishResult(offset=offset.decode(), duplicate=bool(dup))
+        offset, dup = await self.rooms.publish(tenant, room, head, tail, req.idempotency_key)
+        result = PublishResult(offset=offset, duplicate=dup)
         if not result.duplicate:
             await self._event(tenant=tenant, room=room, type=req.type.value, offset=result.offset)
         return result
@@ -172,19 +164,14 @@ class RedisPublisher(Publisher):
         channel = (keys.user_channel(tenant, req.user) if req.user is not None
                    else keys.tenant_channel(tenant))
         idem = keys.idempotency(tenant, req.idempotency_key)
-        reached, dup = await self._publish_direct(
-            keys=[idem],
-            args=[channel, direct_frame(req.type.value, req.data, req.from_,
-                                       int(time.time() * 1000)),
-                  self.idempotency_window * 1000],
-        )
-        if dup:
-            return PublishResult(**json.loads(reached or b"{}"), duplicate=True)
-        delivered = int(reached) if req.user is None else await self._user_connections(req)
+        frame = direct_frame(req.type.value, req.data, req.from_, int(time.time() * 1000))
+        reached, stored = await self.direct.publish(channel, frame, idem)
+        if stored is not None:
+            return PublishResult(**json.loads(stored or b"{}"), duplicate=True)
+        delivered = reached if req.user is None else await self._user_connections(req)
         result = PublishResult(delivered=delivered)
         try:  # the gateway's format; if this fails the key keeps `{}`, still "delivered"
-            await self.redis.set(idem, result.model_dump_json(exclude={"duplicate"}),
-                                 xx=True, keepttl=True)
+            await self.direct.remember_result(idem, {"delivered": delivered})
         except RedisError as exc:
             log.warning("could not record the result of idempotency key %s: %s", idem, exc)
         await self._event(tenant=tenant, user=req.user, type=req.type.value)
@@ -193,13 +180,7 @@ class RedisPublisher(Publisher):
     async def _user_connections(self, req: PublishRequest) -> int:
         """The user's connections on gateways believed alive (what the gateway reports)."""
         assert req.user is not None
-        now_ms = int(time.time() * 1000)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(self.keys.user_nodes(req.tenant, req.user))
-        pipe.zrangebyscore(self.keys.nodes(), now_ms, "+inf")
-        counts, live = await pipe.execute()
-        alive = set(live)
-        return sum(int(n) for node, n in counts.items() if node in alive)
+        return await self.direct.user_deliveries(req.tenant, req.user)
 
     async def _event(self, **fields: Any) -> None:
         """Add a `publish` event to the events stream, as the gateway's HTTP API does."""

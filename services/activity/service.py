@@ -16,10 +16,11 @@ from goldwire.activity.consumer import PipelinedConsumer
 from goldwire.activity.queries import Analytics
 from goldwire.activity.recorder import Prepared, Recorder
 from goldwire.activity.settings import ActivitySettings
+from goldwire.protocol.frames import room_frame_parts
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import MessageType
-from goldwire.protocol.scripts import PUBLISH_ROOM, room_frame_parts
 from goldwire.service import cron_name, redis_clients, run_supervised
+from goldwire.store.rooms import RoomStore
 
 log = logging.getLogger("goldwire.activity")
 
@@ -36,7 +37,9 @@ class ActivityService:
         self.analytics = Analytics(self.redis, self.keys, settings.activity_exact_users)
         self.fold_minute = self.redis.register_script(scripts.FOLD_MINUTE)
         self.users_day_script = self.redis.register_script(scripts.USERS_DAY)
-        self._publish_room = self.redis.register_script(PUBLISH_ROOM)
+        # Only publish() is used, with the stats room's own history size and ttl.
+        self.rooms = RoomStore(self.redis, self.keys, settings.activity_stats_history,
+                               STATS_TTL_MS // 1000, idempotency_window=0)
         self.consumer = PipelinedConsumer(
             self._stream_redis, self.keys.events(), self.keys.consumer_group(SERVICE),
             self.recorder.prepare, self.apply, batch=settings.activity_batch,
@@ -110,10 +113,7 @@ class ActivityService:
             return False
         head, tail = room_frame_parts(MessageType.SYSTEM_MESSAGE.value, room,
                                       {"kind": "stats", **stats})
-        meta = self.keys.room_meta(tenant, room)
-        await self._publish_room(
-            keys=[self.keys.history(tenant, room), meta, meta],
-            args=[channel, head, tail, self.settings.activity_stats_history, STATS_TTL_MS, "0"])
+        await self.rooms.publish(tenant, room, head, tail, None)
         return True
 
     def running(self) -> bool:

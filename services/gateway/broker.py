@@ -14,7 +14,6 @@ so the rooms can fetch what was published during the gap.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
@@ -23,10 +22,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from goldwire.gateway.settings import GatewaySettings
-from goldwire.protocol import scripts
 from goldwire.protocol.keys import Keys
-from goldwire.protocol.presence import PENDING_VIEWS, published_members
-from goldwire.service import queue_script, redis_from_url, run_loading_scripts
+from goldwire.service import redis_from_url
+from goldwire.store.direct import DirectStore
+from goldwire.store.presence_view import PresenceView
+from goldwire.store.rooms import RoomHistory, RoomStore
+
+__all__ = ["NETWORK_ERRORS", "PubSubTarget", "RedisBroker", "RoomHistory"]
 
 log = logging.getLogger("goldwire.gateway.broker")
 
@@ -35,26 +37,6 @@ NETWORK_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 class PubSubTarget(Protocol):
     def on_pubsub(self, data: bytes) -> None: ...
-
-
-class RoomHistory:
-    """What `read_room` found: the latest offset and, when provable, the entries after `since`."""
-
-    __slots__ = ("entries", "known_from", "latest", "recovered")
-
-    def __init__(self, latest: bytes, recovered: bool, entries: list[tuple[bytes, bytes]],
-                 known_from: bytes = b"") -> None:
-        self.latest = latest
-        self.recovered = recovered
-        self.entries = entries  # (offset, frame) in order
-        self.known_from = known_from  # this Redis holds the room's history since then
-
-    def resume_offset(self) -> str:
-        """The offset to resume from later: the latest, or for a room with no history
-        (which clients see as 0-0) the provable "complete since" marker."""
-        if self.latest == b"0-0" and self.known_from:
-            return self.known_from.decode()
-        return self.latest.decode()
 
 
 class RedisBroker:
@@ -81,10 +63,10 @@ class RedisBroker:
         self._catch_up: asyncio.Task[None] | None = None
         self._on_reconnect = on_reconnect
         self._on_disconnect = on_disconnect
-        self._publish_room = self.redis.register_script(scripts.PUBLISH_ROOM)
-        self._read_room = self.redis.register_script(scripts.READ_ROOM)
-        self._publish_direct = self.redis.register_script(scripts.PUBLISH_DIRECT)
-        self._pending_views = self.redis.register_script(PENDING_VIEWS)
+        self.room_store = RoomStore(self.redis, keys, settings.history_size,
+                                    settings.history_ttl, settings.idempotency_window)
+        self.direct = DirectStore(self.redis, keys, settings.idempotency_window)
+        self.presence_view = PresenceView(self.redis, keys)
         self.connected = False
 
     # --- lifecycle -----------------------------------------------------------
@@ -174,67 +156,24 @@ class RedisBroker:
         self.connected = True
         self._catch_up = asyncio.create_task(self._on_reconnect(), name="pubsub-catch-up")
 
-    # --- room messages -------------------------------------------------------------
+    # --- room and direct messages: goldwire.store, shared with the Redis publisher ---
     async def publish_room(
         self, tenant: str, room: str, head: bytes, tail: bytes, idempotency_key: str | None
     ) -> tuple[str, bool]:
         """Append + publish one room message atomically; returns (offset, was_duplicate)."""
-        keys = self.keys
-        meta = keys.room_meta(tenant, room)
-        idem = keys.room_idempotency(tenant, room, idempotency_key) if idempotency_key else meta
-        window = str(self.settings.idempotency_window * 1000) if idempotency_key else "0"
-        offset, dup = await self._publish_room(
-            keys=[keys.history(tenant, room), meta, idem],
-            args=[
-                keys.room_channel(tenant, room),
-                head,
-                tail,
-                self.settings.history_size,
-                self.settings.history_ttl * 1000,
-                window,
-            ],
-        )
-        return offset.decode(), bool(dup)
+        return await self.room_store.publish(tenant, room, head, tail, idempotency_key)
 
     async def read_room(self, tenant: str, room: str, since: str | None) -> RoomHistory:
         """Latest offset and, for `since`, the provable entries after it."""
-        res = await self._read_room(
-            keys=[self.keys.history(tenant, room), self.keys.room_meta(tenant, room)],
-            args=[since or "", self.settings.history_ttl * 1000],
-        )
-        latest, recovered = res[0], bool(res[1])
-        entries = []
-        if recovered:
-            for offset, fields in res[2]:
-                f = dict(zip(fields[::2], fields[1::2], strict=True))
-                entries.append((offset, scripts.build_frame(f[b"h"], offset, f[b"t"])))
-        return RoomHistory(latest, recovered, entries, res[3] or b"")
+        return await self.room_store.read(tenant, room, since)
 
     async def recent_room(self, tenant: str, room: str, limit: int) -> tuple[str, list[bytes]]:
         """The latest offset and up to `limit` newest messages, oldest first."""
-        entries = await self.redis.xrevrange(self.keys.history(tenant, room), count=limit)
-        frames = [scripts.build_frame(f[b"h"], offset, f[b"t"]) for offset, f in entries
-                  if b"h" in f]
-        latest = entries[0][0].decode() if entries else "0-0"
-        return latest, frames[::-1]
+        return await self.room_store.recent(tenant, room, limit)
 
     async def read_presence(self, tenant: str, room: str) -> tuple[int, list[bytes]]:
-        """A room's presence members at its published version (one MULTI on the room's
-        slot; see goldwire.protocol.presence)."""
-        keys = self.keys
-        script_keys = [keys.presence_version(tenant, room),
-                       keys.presence_pending_diff(tenant, room),
-                       keys.presence_members(tenant, room)]
-
-        async def read() -> list[Any]:
-            pipe = self.redis.pipeline(transaction=True)
-            queue_script(pipe, self._pending_views, script_keys, [])
-            pipe.hvals(script_keys[2])
-            return await pipe.execute()
-
-        (version, pending), views = await run_loading_scripts(
-            self.redis, (self._pending_views,), read)
-        return int(version), published_members(views, pending)
+        """A room's presence members at its published version (goldwire.store.presence_view)."""
+        return await self.presence_view.read(tenant, room)
 
     async def publish_direct(self, channel: str, frame: bytes,
                              idempotency_key: str | None) -> tuple[int, bytes | None]:
@@ -242,13 +181,7 @@ class RedisBroker:
 
         Returns (subscribers reached, None), or (0, stored result) for a duplicate.
         """
-        if idempotency_key is None:
-            return int(await self.redis.publish(channel, frame)), None
-        window = self.settings.idempotency_window * 1000
-        value, dup = await self._publish_direct(keys=[idempotency_key],
-                                                args=[channel, frame, window])
-        return (0, value) if dup else (int(value), None)
+        return await self.direct.publish(channel, frame, idempotency_key)
 
     async def remember_result(self, idempotency_key: str | None, result: dict[str, Any]) -> None:
-        if idempotency_key is not None:
-            await self.redis.set(idempotency_key, json.dumps(result), xx=True, keepttl=True)
+        await self.direct.remember_result(idempotency_key, result)

@@ -36,7 +36,7 @@ from goldwire.protocol.commands import (
 )
 from goldwire.protocol.messages import error, reply
 from goldwire.protocol.names import room_matches
-from goldwire.sessions.store import InvalidValue, PreferencesConflict
+from goldwire.store.sessions import InvalidValue, PreferencesConflict
 
 log = logging.getLogger("goldwire.gateway.handlers")
 

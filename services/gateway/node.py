@@ -26,11 +26,13 @@ from goldwire.gateway.settings import GatewaySettings
 from goldwire.gateway.slots import SlotsRefused, UserSlots
 from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.errors import GoldwireError
+from goldwire.protocol.frames import room_frame_parts
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import direct_frame
 from goldwire.protocol.offsets import format_offset
-from goldwire.protocol.scripts import room_frame_parts
-from goldwire.sessions.store import SessionStore
+from goldwire.store.direct import DirectStore
+from goldwire.store.inbox import Inbox
+from goldwire.store.sessions import SessionStore
 
 if TYPE_CHECKING:
     from goldwire.gateway.connection import Connection
@@ -101,10 +103,9 @@ class GatewayNode:
         self.rooms = RoomHub(self.groups, self.broker, self.keys, self.metrics)
         self.outbox = Outbox(self.broker.redis, self.keys.events(), self.node_id,
                              settings.events_maxlen, self.metrics)
-        self.sessions = SessionStore(self.broker.redis, self.keys, settings.session_timeout_hours,
-                                     settings.notifications_max,
-                                     settings.notifications_retention_days,
-                                     settings.idempotency_window)
+        self.sessions = SessionStore(self.broker.redis, self.keys, settings.session_timeout_hours)
+        self.inbox = Inbox(self.broker.redis, self.keys, settings.notifications_max,
+                           settings.notifications_retention_days, settings.idempotency_window)
         self.slots = UserSlots(self.broker.redis, self.node_id,
                                settings.max_connections_per_user, settings.user_nodes_ttl)
         self.client_address = ClientAddress(parse_networks(settings.trusted_proxies))
@@ -273,22 +274,21 @@ class GatewayNode:
         frame = direct_frame(type_, data, sender, int(time.time() * 1000))
         self.check_size(len(frame) + 40)  # a notification's frame also carries its id
         if type_ == "notification":
-            nid, dup, _ = await self.sessions.notify(tenant, user, data, sender, idempotency_key)
+            nid, dup, _ = await self.inbox.notify(tenant, user, data, sender, idempotency_key)
             if dup:
-                return self.sessions.first_delivery(nid), True
+                return self.inbox.first_delivery(nid), True
             notification, idem = nid, None  # the inbox holds the idempotency key
         else:
             _, stored = await self.broker.publish_direct(self.keys.user_channel(tenant, user),
                                                          frame, idem)
             if stored is not None:
                 return int(json.loads(stored).get("delivered", 0)), True
-        counts = await self.broker.redis.hgetall(self.keys.user_nodes(tenant, user))
-        nodes = {node.decode(): int(n) for node, n in counts.items()}
+        nodes = await self.broker.direct.user_node_counts(tenant, user)
         if not nodes.keys() <= self.live_nodes:  # a node newer than our last look, or a dead one
             await self._refresh_liveness()
-        delivered = sum(n for node, n in nodes.items() if node in self.live_nodes)
+        delivered = DirectStore.delivered(nodes, self.live_nodes)
         if notification is not None:
-            await self.sessions.record_delivery(tenant, user, idempotency_key, notification,
+            await self.inbox.record_delivery(tenant, user, idempotency_key, notification,
                                                 delivered)
         await self.broker.remember_result(idem, {"delivered": delivered})
         return delivered, False

@@ -22,9 +22,9 @@ from redis.exceptions import RedisError
 
 from goldwire.gateway.framing import text_frame
 from goldwire.gateway.groups import GroupTable, LocalGroup
+from goldwire.protocol.frames import state_frame
 from goldwire.protocol.messages import encode
 from goldwire.protocol.offsets import Offset, parse_offset
-from goldwire.protocol.presence import state_frame
 
 if TYPE_CHECKING:
     from goldwire.gateway.broker import RedisBroker, RoomHistory

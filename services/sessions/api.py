@@ -28,7 +28,7 @@ from goldwire.service import (
 )
 from goldwire.sessions.service import SessionsService
 from goldwire.sessions.settings import SessionsSettings
-from goldwire.sessions.store import InvalidValue, PreferencesConflict
+from goldwire.store.sessions import InvalidValue, PreferencesConflict
 
 Tenant = Annotated[TenantName, Query()]
 User = Annotated[UserId, Path()]
@@ -103,7 +103,7 @@ def create_app(settings: SessionsSettings) -> FastAPI:
         return {
             "session": await store.session_info(tenant, user, session) if session else None,
             "preferences": {"values": values, "version": version},
-            "unread": await store.unread(tenant, user),
+            "unread": await service.inbox.unread(tenant, user),
         }
 
     @app.get("/v1/users/{user:path}/preferences", dependencies=auth)
@@ -129,14 +129,14 @@ def create_app(settings: SessionsSettings) -> FastAPI:
                             limit: Annotated[int, Query(ge=1, le=200)] = 50,
                             before: Annotated[OffsetStr | None, Query()] = None,
                             service: SessionsService = Depends(service_of)) -> dict[str, Any]:
-        return await service.store.notifications(tenant, user, limit, before)
+        return await service.inbox.notifications(tenant, user, limit, before)
 
     @app.post("/v1/users/{user:path}/notifications/ack", dependencies=auth)
     async def ack(user: User, body: AckBody, tenant: Tenant = DEFAULT_TENANT,
                   service: SessionsService = Depends(service_of)) -> dict[str, Any]:
         if not body.ids and not body.upto:
             raise HTTPException(422, "give `ids` or `upto`")
-        return {"unread": await service.store.ack(tenant, user, body.ids, body.upto)}
+        return {"unread": await service.inbox.ack(tenant, user, body.ids, body.upto)}
 
     async def checks(request: Request) -> dict[str, bool]:
         service: SessionsService = request.state.service

@@ -21,7 +21,8 @@ from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.keys import Keys
 from goldwire.service import cron_name, redis_clients, run_loading_scripts, run_supervised
 from goldwire.sessions.settings import SessionsSettings
-from goldwire.sessions.store import SessionStore
+from goldwire.store.inbox import Inbox
+from goldwire.store.sessions import SessionStore
 from goldwire.streams import StreamConsumer
 
 log = logging.getLogger("goldwire.sessions")
@@ -42,10 +43,9 @@ class SessionsService:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self.redis, self._stream_redis = redis_clients(settings.redis_url)
-        self.store = SessionStore(self.redis, self.keys, settings.session_timeout_hours,
-                                  settings.notifications_max,
-                                  settings.notifications_retention_days,
-                                  settings.idempotency_window)
+        self.store = SessionStore(self.redis, self.keys, settings.session_timeout_hours)
+        self.inbox = Inbox(self.redis, self.keys, settings.notifications_max,
+                           settings.notifications_retention_days, settings.idempotency_window)
         self.consumer = StreamConsumer(
             self._stream_redis, self.keys.events(), self.keys.consumer_group(SERVICE),
             self.handle, batch=settings.sessions_batch,

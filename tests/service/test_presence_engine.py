@@ -16,8 +16,9 @@ import redis.asyncio as aioredis
 
 from goldwire.presence.engine import PresenceEngine
 from goldwire.presence.events import GatewayEvent
+from goldwire.protocol.frames import state_frame
 from goldwire.protocol.keys import Keys
-from goldwire.protocol.presence import PENDING_VIEWS, published_members, state_frame
+from goldwire.store.presence_view import PresenceView
 
 pytestmark = pytest.mark.asyncio
 
@@ -175,15 +176,7 @@ class Wire:
 
 async def read_state(redis: aioredis.Redis, keys: Keys, room: str) -> tuple[int, list[bytes]]:
     """What a gateway reads when presence announces a state (RedisBroker.read_presence)."""
-    script = redis.register_script(PENDING_VIEWS)
-    await redis.script_load(PENDING_VIEWS)
-    pipe = redis.pipeline(transaction=True)
-    pipe.evalsha(script.sha, 3, keys.presence_version("default", room),
-                 keys.presence_pending_diff("default", room),
-                 keys.presence_members("default", room))
-    pipe.hvals(keys.presence_members("default", room))
-    (version, pending), views = await pipe.execute()
-    return int(version), published_members(views, pending)
+    return await PresenceView(redis, keys).read("default", room)
 
 
 def _s(value: object) -> str:

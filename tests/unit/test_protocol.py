@@ -20,8 +20,8 @@ from goldwire.protocol import (
     room_matches,
 )
 from goldwire.protocol import messages as m
+from goldwire.protocol.frames import build_frame, room_frame_parts
 from goldwire.protocol.http import PublishRequest
-from goldwire.protocol.scripts import build_frame, room_frame_parts
 
 COMMAND_EXAMPLES = [
     {"op": "connect", "token": "t", "session_id": "abc",

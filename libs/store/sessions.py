@@ -3,7 +3,10 @@
 The gateway uses it at `connect` (open or resume a session, in one round
 trip, so a connect never waits on another service) and for the `session` and
 `prefs` ops; the sessions service uses it for its event consumer, its jobs and
-its HTTP API. Either way the same scripts run (scripts.py).
+its HTTP API. Either way the same scripts run (session_*.lua, prefs_write.lua).
+All of a user's session keys share the hash tag `{u/<tenant>/<user>}`, so a
+session id is only ever looked up under the user presenting it: another
+user's id simply does not exist there, and a new session is made.
 """
 
 from __future__ import annotations
@@ -20,15 +23,14 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from goldwire.protocol.keys import Keys
-from goldwire.service import queue_script
-from goldwire.sessions import scripts
+from goldwire.store.lua import bind
 
 MAX_STATE_BYTES = 16384
 MAX_PREFS_BYTES = 65536
 MAX_PREFS_DEPTH = 8
 REVOKED_TOMBSTONE_SECONDS = 30 * 86400
 
-log = logging.getLogger("goldwire.sessions.store")
+log = logging.getLogger("goldwire.store.sessions")
 
 
 class PreferencesConflict(Exception):
@@ -97,28 +99,24 @@ def _depth(value: Any) -> int:
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, keys: Keys, timeout_hours: float,
-                 inbox_size: int = 500, inbox_retention_days: float = 30,
-                 idempotency_window: int = 300) -> None:
+    """A user's sessions (open, resume, slide, revoke, expire) and preferences."""
+
+    def __init__(self, redis: Redis, keys: Keys, timeout_hours: float) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl_ms = max(1, int(timeout_hours * 3600 * 1000))
-        self.inbox_size = inbox_size
-        self.inbox_retention_ms = int(inbox_retention_days * 86400 * 1000)
-        self.idempotency_ms = idempotency_window * 1000
-        self._open = redis.register_script(scripts.OPEN)
-        self._event = redis.register_script(scripts.EVENT)
-        self._set_state = redis.register_script(scripts.SET_STATE)
-        self._revoke = redis.register_script(scripts.REVOKE)
-        self._expire = redis.register_script(scripts.EXPIRE)
-        self._write_prefs = redis.register_script(scripts.WRITE_PREFS)
-        self._notify = redis.register_script(scripts.NOTIFY)
-        self._ack = redis.register_script(scripts.ACK)
+        self._open = bind(redis, __package__, "session_open.lua")
+        self._event = bind(redis, __package__, "session_event.lua")
+        self._set_state = bind(redis, __package__, "session_set_state.lua")
+        self._revoke = bind(redis, __package__, "session_revoke.lua")
+        self._expire = bind(redis, __package__, "session_expire.lua")
+        self._write_prefs = bind(redis, __package__, "prefs_write.lua")
 
-    def _session_keys(self, tenant: str, user: str, sid: str) -> list[str]:
+    def _session_keys(self, tenant: str, user: str, sid: str) -> dict[str, str]:
         k = self.keys
-        return [k.user_sessions(tenant, user), k.session(tenant, user, sid),
-                k.session_rooms(tenant, user, sid), k.session_conns(tenant, user, sid)]
+        return {"sessions": k.user_sessions(tenant, user), "session": k.session(tenant, user, sid),
+                "rooms": k.session_rooms(tenant, user, sid),
+                "conns": k.session_conns(tenant, user, sid)}
 
     # --- sessions ----------------------------------------------------------------------
     async def open(self, tenant: str, user: str, requested: str | None, conn: str, node: str,
@@ -135,10 +133,11 @@ class SessionStore:
         new = new_session_id()
         asked = requested or ""
         sid, resumed, rooms, state = await self._open(
-            keys=[*self._session_keys(tenant, user, asked or new),
-                  k.session_revoked(tenant, user, asked or new),
-                  k.session(tenant, user, new), k.session_conns(tenant, user, new)],
-            args=[asked, new, conn, node, now, self.ttl_ms, device[:200]])
+            **self._session_keys(tenant, user, asked or new),
+            revoked=k.session_revoked(tenant, user, asked or new),
+            new_session=k.session(tenant, user, new), new_conns=k.session_conns(tenant, user, new),
+            requested=asked, new_id=new, conn=conn, node=node, now_ms=now, ttl_ms=self.ttl_ms,
+            device=device[:200])
         sid = _s(sid)
         if index is not None:
             index("ZADD", k.session_expiry(), now + self.ttl_ms, f"{tenant}\t{user}\t{sid}")
@@ -156,9 +155,10 @@ class SessionStore:
         `run_loading_scripts(store.redis, store.event_scripts, ...)`)."""
         now = now or int(time.time() * 1000)
         pipe.zadd(self.keys.session_expiry(), {f"{tenant}\t{user}\t{sid}": now + self.ttl_ms})
-        queue_script(pipe, self._event, self._session_keys(tenant, user, sid),
-                     [kind, sid, conn, room, offset, json.dumps(offsets) if offsets else "",
-                      now, self.ttl_ms])
+        self._event.queue(pipe, **self._session_keys(tenant, user, sid), kind=kind, sid=sid,
+                          conn=conn, room=room, offset=offset,
+                          offsets=json.dumps(offsets) if offsets else "", now_ms=now,
+                          ttl_ms=self.ttl_ms)
 
     @property
     def event_scripts(self) -> tuple[Any, ...]:
@@ -167,8 +167,8 @@ class SessionStore:
 
     async def set_state(self, tenant: str, user: str, sid: str, state: dict[str, Any]) -> bool:
         text = check_json(state, MAX_STATE_BYTES, MAX_PREFS_DEPTH, "session state")
-        done = await self._set_state(keys=[self.keys.session(tenant, user, sid)],
-                                     args=[text, int(time.time() * 1000)])
+        done = await self._set_state(session=self.keys.session(tenant, user, sid), state=text,
+                                     now_ms=int(time.time() * 1000))
         return bool(done)
 
     async def list_sessions(self, tenant: str, user: str) -> list[dict[str, Any]]:
@@ -209,9 +209,9 @@ class SessionStore:
     async def revoke(self, tenant: str, user: str, sid: str) -> tuple[bool, dict[str, str]]:
         """Delete the session for good; returns (existed, {conn: node}) to close."""
         existed, conns = await self._revoke(
-            keys=[*self._session_keys(tenant, user, sid),
-                  self.keys.session_revoked(tenant, user, sid)],
-            args=[sid, REVOKED_TOMBSTONE_SECONDS])
+            **self._session_keys(tenant, user, sid),
+            revoked=self.keys.session_revoked(tenant, user, sid), sid=sid,
+            tombstone_seconds=REVOKED_TOMBSTONE_SECONDS)
         flat = [_s(x) for x in conns]
         return bool(existed), dict(zip(flat[::2], flat[1::2], strict=True))
 
@@ -228,8 +228,8 @@ class SessionStore:
             tenant, user, sid = parsed
             member = _s(raw)
             try:
-                removed += int(await self._expire(keys=self._session_keys(tenant, user, sid),
-                                                  args=[sid, now]))
+                removed += int(await self._expire(**self._session_keys(tenant, user, sid),
+                                                  sid=sid, now_ms=now))
             except ResponseError:  # the script refuses it: skip, the others still expire
                 log.exception("sessions: skipped expiring %r", member[:200])
                 continue
@@ -253,97 +253,8 @@ class SessionStore:
         """
         text = check_json(values, MAX_PREFS_BYTES, MAX_PREFS_DEPTH, "preferences")
         ok, current, new_version = await self._write_prefs(
-            keys=[self.keys.preferences(tenant, user)],
-            args=[text, version, self.keys.user_channel(tenant, user)])
+            preferences=self.keys.preferences(tenant, user), values=text, version=version,
+            channel=self.keys.user_channel(tenant, user))
         if not ok:
             raise PreferencesConflict(json.loads(_s(current)), int(new_version))
         return int(new_version)
-
-    # --- notifications ---------------------------------------------------------------------
-    def _inbox_keys(self, tenant: str, user: str) -> list[str]:
-        k = self.keys
-        return [k.inbox(tenant, user), k.inbox_read(tenant, user),
-                k.inbox_read_ids(tenant, user)]
-
-    async def notify(self, tenant: str, user: str, data: dict[str, Any],
-                     sender: dict[str, Any] | None = None,
-                     idempotency_key: str | None = None) -> tuple[str, bool, int]:
-        """Keep a notification in the inbox and push it to every connection of the user,
-        in one step. Returns (notification id, was_duplicate, unread count); for a
-        duplicate, the id is what `record_delivery` stored (JSON) or the first id."""
-        inbox = self._inbox_keys(tenant, user)
-        idem = (self.keys.inbox_idempotency(tenant, user, idempotency_key)
-                if idempotency_key else inbox[0])
-        tail = ((',"from":' + json.dumps(sender, separators=(",", ":")) if sender else "")
-                + ',"data":' + json.dumps(data, separators=(",", ":")) + "}")
-        now = int(time.time() * 1000)
-        nid, dup, unread = await self._notify(
-            keys=[*inbox, idem],
-            args=[self.keys.user_channel(tenant, user), '{"type":"notification",', tail,
-                  self.inbox_size, now - self.inbox_retention_ms,
-                  self.inbox_retention_ms, self.idempotency_ms if idempotency_key else 0])
-        return _s(nid), bool(dup), int(unread)
-
-    async def record_delivery(self, tenant: str, user: str, idempotency_key: str | None,
-                              nid: str, delivered: int) -> None:
-        """Remember how many connections the first publish reached, for its retries."""
-        if idempotency_key:
-            await self.redis.set(self.keys.inbox_idempotency(tenant, user, idempotency_key),
-                                 json.dumps({"id": nid, "delivered": delivered}), xx=True,
-                                 keepttl=True)
-
-    @staticmethod
-    def first_delivery(stored: str) -> int:
-        """`delivered` of a duplicate's first publish (0 if it was not recorded)."""
-        return int(json.loads(stored).get("delivered", 0)) if stored.startswith("{") else 0
-
-    async def notifications(self, tenant: str, user: str, limit: int = 50,
-                            before: str | None = None) -> dict[str, Any]:
-        """Newest first, `limit` per page; `next` is the cursor of the following page."""
-        inbox, read, read_ids = self._inbox_keys(tenant, user)
-        pipe = self.redis.pipeline(transaction=False)
-        if before is not None and _offset(before) == (0, 0):
-            # Nothing is before 0-0, and Redis refuses the exclusive `(0-0` (it was a 500):
-            # ask for exactly 0-0, which no entry of a stream can be.
-            pipe.xrevrange(inbox, max="0-0", min="0-0", count=1)
-        else:
-            pipe.xrevrange(inbox, max=f"({before}" if before else "+", min="-",
-                           count=limit + 1)
-        pipe.hget(read, "upto")
-        pipe.smembers(read_ids)
-        entries, upto, ids = await pipe.execute()
-        upto_offset = _offset(_s(upto)) if upto else (0, 0)
-        read_set = {_s(i) for i in ids}
-        items = []
-        for raw_id, fields in entries[:limit]:
-            nid = _s(raw_id)
-            body = json.loads("{" + _s(fields[b"t"])[1:])
-            items.append({"id": nid, "ts": int(nid.split("-")[0]), **body,
-                          "read": _offset(nid) <= upto_offset or nid in read_set})
-        unread = await self.unread(tenant, user)
-        nxt = items[-1]["id"] if len(entries) > limit else None
-        return {"items": items, "unread": unread, "next": nxt}
-
-    async def unread(self, tenant: str, user: str) -> int:
-        inbox, read, read_ids = self._inbox_keys(tenant, user)
-        upto = await self.redis.hget(read, "upto")  # type: ignore[misc]
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xrange(inbox, min=f"({_s(upto)}" if upto else "-", max="+")
-        pipe.smembers(read_ids)
-        entries, ids = await pipe.execute()
-        read_set = {_s(i) for i in ids}
-        return sum(1 for raw_id, _ in entries if _s(raw_id) not in read_set)
-
-    async def ack(self, tenant: str, user: str, ids: list[str] | None = None,
-                  upto: str | None = None) -> int:
-        """Mark read (by ids, or everything up to an id); tells the user's other devices.
-        Returns the unread count."""
-        unread = await self._ack(keys=self._inbox_keys(tenant, user),
-                                 args=[self.keys.user_channel(tenant, user), upto or "",
-                                       *(ids or [])])
-        return int(unread)
-
-
-def _offset(value: str) -> tuple[int, int]:
-    ms, _, seq = value.partition("-")
-    return int(ms), int(seq or 0)
