@@ -3,7 +3,8 @@
 The node and the forwarder (the pooled HTTP client `/v2/sync` calls the
 services behind it with) are created in `lifespan` and handed to request
 handlers and to the WebSocket transport through the lifespan state, never
-through a global.
+through a global; so is `dispatch` (handlers.run_command), which the
+transport gives every `Connection` it makes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from goldwire.gateway.cors import add_cors
+from goldwire.gateway.handlers import run_command
 from goldwire.gateway.node import GatewayNode, PublishTooLarge
 from goldwire.gateway.publish_api import router as publish_router
 from goldwire.gateway.sdk_route import router as sdk_router
@@ -33,7 +35,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         await node.start()
         forwarder = Forwarder(settings)
         try:
-            yield {"node": node, "forwarder": forwarder}
+            # `dispatch` reaches each Connection through the transport (no import cycle).
+            yield {"node": node, "forwarder": forwarder, "dispatch": run_command}
         finally:
             await forwarder.aclose()
             await node.stop()

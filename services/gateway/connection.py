@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +27,9 @@ from goldwire.protocol.errors import BadFrame
 from goldwire.protocol.messages import error
 
 if TYPE_CHECKING:
+    from goldwire.gateway.interfaces import Transport
     from goldwire.gateway.node import GatewayNode
     from goldwire.gateway.rooms import LocalRoom
-    from goldwire.gateway.transport import WebSocketTransport
 
 log = logging.getLogger("goldwire.gateway.connection")
 
@@ -49,17 +50,23 @@ class CommandError(Exception):
         self.extra = extra  # more fields for the error's `data` (e.g. current values)
 
 
+# Runs one parsed command for a connection (`handlers.run_command`). It is handed in,
+# not imported: the handlers import this module, and a lazy import back was a cycle.
+Dispatch = Callable[["GatewayNode", "Connection", Any], Awaitable[None]]
+
+
 class Connection:
     __slots__ = (
-        "_auth_timer", "_expiry_timer", "_flood_count", "_flood_window", "_inbox", "_worker",
-        "bucket", "counted", "device", "header_auth", "id", "meta", "node", "principal", "rooms",
-        "seq", "session_id", "state", "status", "transport",
+        "_auth_timer", "_dispatch", "_expiry_timer", "_flood_count", "_flood_window", "_inbox",
+        "_worker", "bucket", "counted", "device", "header_auth", "id", "meta", "node",
+        "principal", "rooms", "seq", "session_id", "state", "status", "transport",
     )
 
-    def __init__(self, node: GatewayNode, transport: WebSocketTransport,
+    def __init__(self, node: GatewayNode, transport: Transport, dispatch: Dispatch,
                  authorization: str | None, device: str = "") -> None:
         self.node = node
         self.transport = transport
+        self._dispatch = dispatch
         self.id = node.new_connection_id()
         self.state = ConnState.AWAITING_CONNECT
         self.principal: Principal | None = None
@@ -69,7 +76,7 @@ class Connection:
         self.session_id: str | None = None
         self.status = "online"
         self.meta: dict[str, Any] | None = None
-        self.seq = 0
+        self.seq = 0  # the last event sequence number given out (next_seq)
         self.counted = False  # holds one of the user's slots (MAX_CONNECTIONS_PER_USER)
         settings = node.settings
         loop = asyncio.get_running_loop()
@@ -126,13 +133,16 @@ class Connection:
             self.send(error(ErrorCode.RATE_LIMITED, "too many messages; slow down", _ref_of(data)))
 
     async def _work(self) -> None:
-        from goldwire.gateway.handlers import run_command
-
         try:
             while self._inbox and self.state is not ConnState.CLOSED:
-                await run_command(self.node, self, self._inbox.popleft())
+                await self._dispatch(self.node, self, self._inbox.popleft())
         finally:
             self._worker = None
+
+    def next_seq(self) -> int:
+        """The next number of this connection's events, so consumers can order them."""
+        self.seq += 1
+        return self.seq
 
     # --- lifecycle ---------------------------------------------------------------------
     def authenticated(self, principal: Principal) -> None:

@@ -4,22 +4,60 @@ A user's connections, a tenant's connections and a room's members are each a
 group. The node subscribes to a group's channel when the group gets its first
 local connection and lets go of it a little after the last one leaves (the
 sweep), so a refresh does not churn subscriptions. Fan-out frames a message
-once and writes the same bytes to every member.
+once and writes the same bytes to every member; a member whose write raises
+is cut off (`write_failed`) and the rest still get the message.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from goldwire.gateway.framing import text_frame
 
 if TYPE_CHECKING:
     from goldwire.gateway.broker import RedisBroker
+    from goldwire.gateway.interfaces import Transport
     from goldwire.gateway.metrics import GatewayMetrics
 
+log = logging.getLogger("goldwire.gateway.groups")
+
 IDLE_UNSUBSCRIBE_SECONDS = 5.0
+
+
+def write_failed(transport: Transport, exc: Exception,
+                 drop: Callable[[Transport], None]) -> None:
+    """One socket's write raised: log it once, cut that socket, keep it out of fan-out.
+
+    A write should never raise (writes are non-blocking and a slow socket is
+    closed with 4009), so this is a bug or a broken socket; either way it must
+    not stop the message for the members after it in the loop.
+    """
+    log.error("write to one socket failed; aborting it", exc_info=exc)
+    drop(transport)
+    try:
+        transport.abort()
+    except Exception:  # already broken: connection_lost cleans up the rest
+        pass
+
+
+def deliver_each(transports: Iterable[Transport], wire: bytes, payload: bytes,
+                 drop: Callable[[Transport], None]) -> int:
+    """Write one framed message to each transport; returns how many writes were made."""
+    failed: list[tuple[Transport, Exception]] | None = None
+    count = 0
+    for transport in transports:
+        try:
+            transport.deliver(wire, payload)
+            count += 1
+        except Exception as exc:
+            failed = failed or []
+            failed.append((transport, exc))
+    for transport, exc in failed or ():
+        write_failed(transport, exc, drop)
+    return count
 
 
 class LocalGroup:
@@ -29,7 +67,7 @@ class LocalGroup:
 
     def __init__(self, channel: bytes, metrics: GatewayMetrics) -> None:
         self.channel = channel
-        self.members: set[Any] = set()  # transports (see transport.WebSocketTransport)
+        self.members: set[Any] = set()  # Transports (interfaces.py)
         self.metrics = metrics
         self.ready: asyncio.Future[None] | None = None
         self.idle_since: float | None = None
@@ -42,9 +80,11 @@ class LocalGroup:
         if not members:
             return
         wire = text_frame(payload)
-        for transport in members:
-            transport.deliver(wire, payload)
-        self.metrics.messages_out += len(members)
+        self.metrics.messages_out += deliver_each(members, wire, payload, self.forget)
+
+    def forget(self, transport: Any) -> None:
+        """Stop writing to `transport` (its write failed, or it left)."""
+        self.members.discard(transport)
 
     def is_idle(self) -> bool:
         return not self.members

@@ -58,9 +58,8 @@ class Outbox:
             "ts": int(time.time() * 1000),
         }
         if conn is not None:
-            conn.seq += 1
             entry["conn"] = conn.id
-            entry["seq"] = conn.seq
+            entry["seq"] = conn.next_seq()
             if conn.principal is not None:
                 entry["user"] = conn.principal.user_id
                 entry["tenant"] = conn.principal.tenant

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from goldwire.gateway.framing import text_frame
-from goldwire.gateway.groups import GroupTable, LocalGroup
+from goldwire.gateway.groups import GroupTable, LocalGroup, write_failed
 from goldwire.protocol.frames import state_frame
 from goldwire.protocol.messages import encode
 from goldwire.protocol.offsets import Offset, parse_offset
@@ -88,6 +88,7 @@ class LocalRoom(LocalGroup):
         """A diff goes to members that have their state and have not seen this version."""
         wire = None
         seen = self.presence_seen
+        failed: list[tuple[Any, Exception]] | None = None
         for transport in self.members:
             last = seen.get(transport)
             if last is None:
@@ -97,7 +98,13 @@ class LocalRoom(LocalGroup):
             elif version > last:
                 seen[transport] = version
                 wire = wire or text_frame(frame)
-                transport.deliver(wire, frame)
+                try:
+                    transport.deliver(wire, frame)
+                except Exception as exc:  # one broken socket must not stop the diff
+                    failed = failed or []
+                    failed.append((transport, exc))
+        for transport, exc in failed or ():
+            write_failed(transport, exc, self.forget)
 
     def presence_state(self, transport: Any, version: int, frame: bytes) -> None:
         """The full state for one member, then what it missed while waiting for it."""

@@ -22,7 +22,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from goldwire.gateway.connection import Connection
+from goldwire.gateway.connection import Connection, Dispatch
 from goldwire.gateway.ratelimit import Verdict
 from goldwire.protocol.codes import CloseCode
 
@@ -39,6 +39,7 @@ class WebSocketTransport(asyncio.Protocol):
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any], **_: Any) -> None:
         self.node: GatewayNode = app_state["node"]
+        self.dispatch: Dispatch = app_state["dispatch"]  # handlers.run_command (app.py)
         self.server_connections: set[Any] = server_state.connections
         settings = self.node.settings
         extensions = []
@@ -206,7 +207,8 @@ class WebSocketTransport(asyncio.Protocol):
             self.transport.close()  # type: ignore[union-attr]
             return
         self.plain = not self.ws.extensions
-        self.conn = Connection(self.node, self, request.headers.get("Authorization"),
+        self.conn = Connection(self.node, self, self.dispatch,
+                               request.headers.get("Authorization"),
                                request.headers.get("User-Agent", ""))
 
     def _on_frame(self, frame: Frame) -> None:
