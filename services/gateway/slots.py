@@ -15,6 +15,7 @@ Redis again who is alive, then ignores and deletes the dead one's (so the
 limit heals within NODE_TTL even with no presence service running). The hash
 has an expiry, refreshed while the user has connections here, so a count that
 nothing else cleans up (a node that died before any sweep saw it) ends.
+The scripts are slot_reserve.lua and slot_release.lua beside this module.
 """
 
 from __future__ import annotations
@@ -23,45 +24,7 @@ from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
-# ARGV[4..]: the live nodes as this gateway last saw them (its own among them).
-RESERVE = """
--- KEYS: the user's node-count hash; ARGV: node, limit (0 = none), ttl ms,
--- final ('1': a node not listed is dead), live node ids...
--- Returns {1, total} taken, {0, total} refused, {-1, total} unknown nodes: look again.
-local limit = tonumber(ARGV[2])
-local total = 0
-if limit > 0 then
-  local live = {}
-  for i = 5, #ARGV do live[ARGV[i]] = true end
-  local counts = redis.call('HGETALL', KEYS[1])
-  local unknown = false
-  for i = 1, #counts, 2 do
-    if live[counts[i]] then
-      total = total + math.max(0, tonumber(counts[i + 1]) or 0)
-    elseif ARGV[4] == '1' then
-      redis.call('HDEL', KEYS[1], counts[i])
-    else
-      unknown = true
-    end
-  end
-  if unknown then return {-1, total} end
-  if total >= limit then return {0, total} end
-end
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {1, total + 1}
-"""
-
-RELEASE = """
--- KEYS: the user's node-count hash; ARGV: node, ttl ms
-local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
-if n <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-else
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return n
-"""
+from goldwire.store.lua import bind, load
 
 
 class SlotsRefused(Exception):
@@ -78,15 +41,17 @@ class UserSlots:
         self.node_id = node_id
         self.limit = max(0, limit)
         self.ttl_ms = max(1000, int(ttl * 1000))
-        self._reserve = redis.register_script(RESERVE)
+        self._reserve = bind(redis, __package__, "slot_reserve.lua")
 
     async def reserve(self, key: str, live: Iterable[str], final: bool) -> tuple[int, int]:
         """One try: (1 taken | 0 refused | -1 unknown nodes seen, the user's total)."""
-        args = [self.node_id, self.limit, self.ttl_ms, "1" if final else "0", *live]
-        status, total = await self._reserve(keys=[key], args=args)
+        status, total = await self._reserve(counts=key, node=self.node_id, limit=self.limit,
+                                            ttl_ms=self.ttl_ms, final="1" if final else "0",
+                                            live=list(live))
         return int(status), int(total)
 
     def release_command(self, key: str) -> tuple[object, ...]:
         """RELEASE as a plain EVAL for the node's outbox (ordered, retried; EVAL because a
         queued EVALSHA would be lost without a word after Redis forgot its scripts)."""
-        return ("EVAL", RELEASE, 1, key, self.node_id, self.ttl_ms)
+        return load(__package__, "slot_release.lua").command(
+            counts=key, node=self.node_id, ttl_ms=self.ttl_ms)
