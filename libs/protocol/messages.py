@@ -137,12 +137,18 @@ class PresenceMember(_Data):
 
 
 class PresenceState(_Data):
+    """The whole room at `version`; the diffs after it carry higher versions."""
+
     kind: Literal["state"]
+    version: int
     members: list[PresenceMember]
 
 
 class PresenceDiff(_Data):
+    """What changed to reach `version`; a client drops a diff not above its version."""
+
     kind: Literal["diff"]
+    version: int
     joins: list[PresenceMember] = Field(default_factory=list)
     leaves: list[PresenceMember] = Field(default_factory=list)
     updates: list[PresenceMember] = Field(default_factory=list)

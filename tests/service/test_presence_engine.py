@@ -18,6 +18,13 @@ from goldwire.presence.engine import PresenceEngine
 from goldwire.presence.events import GatewayEvent
 from goldwire.protocol.frames import state_frame
 from goldwire.protocol.keys import Keys
+from goldwire.protocol.messages import (
+    Message,
+    MessageType,
+    PresenceDiff,
+    PresenceMember,
+    PresenceState,
+)
 from goldwire.store.presence_view import PresenceView
 
 pytestmark = pytest.mark.asyncio
@@ -130,6 +137,26 @@ async def test_two_tabs_then_status_is_the_most_present(redis) -> None:
 
 
 # --- frames: one diff per room per batch ---------------------------------------------------
+def follows_the_protocol(frame: dict, version: int) -> dict:
+    """The contract: a presence frame is a `presence_update` Message whose data is a
+    PresenceState or PresenceDiff (libs/protocol/messages.py) with no field the models
+    do not name, at the version its channel message announced. Every frame the tests
+    below see passes here."""
+    message = Message.model_validate(frame)
+    assert message.type is MessageType.PRESENCE_UPDATE and message.room
+    model = {"state": PresenceState, "diff": PresenceDiff}[frame["data"]["kind"]]
+    data = model.model_validate(message.data)
+    assert set(message.data) <= set(model.model_fields), f"unnamed fields in {message.data}"
+    members = data.members if isinstance(data, PresenceState) else \
+        data.joins + data.updates + data.leaves
+    for member, raw in zip(members, [m for f in ("members", "joins", "updates", "leaves")
+                                     for m in frame["data"].get(f, [])], strict=True):
+        assert set(raw) <= set(PresenceMember.model_fields), f"unnamed fields in {raw}"
+        assert member.user.id
+    assert data.version == version
+    return frame["data"]
+
+
 class Wire:
     """What a gateway would receive: every presence frame of a key prefix, in publish order
     (one subscriber connection, as a gateway has)."""
@@ -162,12 +189,13 @@ class Wire:
             if data.startswith(b"- "):
                 _, version, frame = data.split(b" ", 2)
                 parsed = json.loads(frame)
-                out.append(("diff", parsed["room"], int(version), parsed["data"]))
+                out.append(("diff", parsed["room"], int(version),
+                            follows_the_protocol(parsed, int(version))))
             elif data.startswith(b"P "):  # states ready: read them as a gateway does
                 room, _, conns = data[2:].decode().split("\n", 2)
                 version, members = await read_state(self.redis, self.keys, room)
                 frame = json.loads(state_frame(room, version, members))
-                out += [("state", conn, room, version, frame["data"])
+                out += [("state", conn, room, version, follows_the_protocol(frame, version))
                         for conn in conns.split(" ")]
 
     async def close(self) -> None:

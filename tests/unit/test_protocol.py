@@ -84,7 +84,10 @@ def test_reply_data_models_accept_what_the_gateway_sends() -> None:
         "rooms": [{"room": "doc:1", "offset": "0-0"},
                   {"room": "x", "error": {"code": "forbidden", "message": "no"}}],
     })
-    m.PresenceDiff.model_validate({"kind": "diff", "joins": [], "leaves": [], "updates": []})
+    m.PresenceDiff.model_validate({"kind": "diff", "version": 3, "joins": [], "leaves": [],
+                                  "updates": []})
+    with pytest.raises(ValueError):  # every presence frame carries its version
+        m.PresenceDiff.model_validate({"kind": "diff", "joins": []})
     assert json.loads(m.error(m.ErrorCode.FORBIDDEN, "no", ref=4)) == {
         "type": "error", "data": {"code": "forbidden", "message": "no"}, "ref": 4}
 
