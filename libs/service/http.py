@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -13,13 +13,26 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (any case of `Bearer`), or
+    None when the header is missing, names another scheme or has no token. The one
+    parser for API keys and user JWTs, over HTTP and on the WebSocket upgrade."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def known_key(key: str, keys: Iterable[str]) -> bool:
+    """`key` is one of `keys`, compared in constant time (no timing oracle on API keys)."""
+    return any(hmac.compare_digest(key.encode(), k.encode()) for k in keys)
+
+
 def api_key_checker(keys_of: Callable[[Request], frozenset[str]]) -> Callable[[Request], None]:
     """A FastAPI dependency: `Authorization: Bearer <key>` must be one of the keys."""
 
     def require_api_key(request: Request) -> None:
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not any(
-                hmac.compare_digest(key.encode(), k.encode()) for k in keys_of(request)):
+        key = bearer_token(request.headers.get("authorization"))
+        if key is None or not known_key(key, keys_of(request)):
             raise HTTPException(401, "missing or unknown API key")
 
     return require_api_key

@@ -36,6 +36,7 @@ from goldwire.protocol.commands import (
 )
 from goldwire.protocol.messages import error, reply
 from goldwire.protocol.names import room_matches
+from goldwire.service.http import bearer_token
 from goldwire.store.sessions import InvalidValue, PreferencesConflict
 
 log = logging.getLogger("goldwire.gateway.handlers")
@@ -79,10 +80,10 @@ def _principal_for(node: GatewayNode, conn: Connection, command: Connect) -> Pri
     if command.token:
         return node.verifier.verify(command.token)
     if conn.header_auth:
-        scheme, _, token = conn.header_auth.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(conn.header_auth)
+        if token is None:
             raise AuthError("Authorization header must be 'Bearer <token>'")
-        return node.verifier.verify(token.strip())
+        return node.verifier.verify(token)
     raise AuthError("missing token")
 
 

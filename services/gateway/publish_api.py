@@ -13,7 +13,6 @@ for its other tenants are given back).
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from redis.exceptions import RedisError
 
 from goldwire.gateway.node import GatewayNode
 from goldwire.protocol.http import BatchRequest, BatchResult, PublishRequest, PublishResult
+from goldwire.service.http import bearer_token, known_key
 
 router = APIRouter()
 
@@ -32,11 +32,10 @@ def node_of(request: Request) -> GatewayNode:
 
 
 def require_api_key(request: Request, node: GatewayNode = Depends(node_of)) -> None:
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key:
+    key = bearer_token(request.headers.get("authorization"))
+    if key is None:
         raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'")
-    if not any(hmac.compare_digest(key.encode(), k.encode())
-               for k in node.settings.api_key_set()):
+    if not known_key(key, node.settings.api_key_set()):
         raise HTTPException(401, "unknown API key")
 
 

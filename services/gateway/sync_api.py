@@ -50,6 +50,7 @@ from goldwire.protocol.sync import (
     SessionsResponse,
     UnreadResponse,
 )
+from goldwire.service.http import bearer_token
 
 log = logging.getLogger("goldwire.gateway.sync")
 
@@ -164,12 +165,12 @@ async def forwarder_of(request: Request) -> Forwarder:
 async def current_principal(request: Request,
                             node: GatewayNode = Depends(node_of)) -> Principal:
     """The verified user behind `Authorization: Bearer <jwt>`, or 401."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
         raise SyncError(401, ErrorCode.UNAUTHORIZED,
                         "missing token: send 'Authorization: Bearer <jwt>'")
     try:
-        principal = node.verifier.verify(token.strip())
+        principal = node.verifier.verify(token)
     except AuthError as exc:
         raise SyncError(401, ErrorCode.UNAUTHORIZED, str(exc)) from None
     request.state.principal = principal  # for the api event the app records
