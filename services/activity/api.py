@@ -10,8 +10,6 @@ the history of a user whose id ends in `/summary` is asked with the id's `/` sen
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -27,10 +25,10 @@ from goldwire.protocol.messages import MessageType
 from goldwire.protocol.names import DEFAULT_TENANT, TenantName, UserId, is_room
 from goldwire.service import (
     add_health_routes,
-    api_key_checker,
     document_error_details,
     prometheus_text,
 )
+from goldwire.service.base import require_api_key, service_app
 
 Tenant = Annotated[TenantName, Query(description="the tenant (default `default`)")]
 Limit = Annotated[int, Query(ge=1, le=200)]
@@ -42,7 +40,6 @@ def service_of(request: Request) -> ActivityService:
     return request.state.service
 
 
-require_api_key = api_key_checker(lambda request: service_of(request).settings.api_key_set())
 
 
 def bad(message: str) -> HTTPException:
@@ -114,16 +111,7 @@ def window(start: str | None, end: str | None, default_ms: int) -> tuple[int, in
 
 
 def create_app(settings: ActivitySettings) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ActivityService]]:
-        service = ActivityService(settings)
-        await service.start()
-        try:
-            yield {"service": service}
-        finally:
-            await service.stop()
-
-    app = FastAPI(title="Goldwire activity", version="1", lifespan=lifespan)
+    app = service_app("Goldwire activity", lambda: ActivityService(settings))
     auth = [Depends(require_api_key)]
 
     @app.exception_handler(RequestValidationError)

@@ -16,11 +16,10 @@ from typing import Any
 
 from goldwire.activity.events import ActivityEvent
 from goldwire.service import each_record
+from goldwire.service.sweep import SWEEP_SEQ, sweep_dead_gateways
 
 log = logging.getLogger("goldwire.activity.jobs")
 
-# A sweep's disconnect outranks anything the dead gateway may still have in flight.
-SWEEP_SEQ = 2**50
 LIVE_SECONDS_KEPT = 120
 
 
@@ -126,29 +125,29 @@ async def sweep_dead_nodes(ctx: dict[str, Any]) -> int:
     ended = 0
     for tenant in await service.tenants():
         nodes = [n.decode() for n in await redis.hkeys(keys.activity(tenant, "live_nodes"))]
-        if not nodes:
-            continue
-        pipe = redis.pipeline(transaction=False)
-        for node in nodes:
-            pipe.exists(keys.node_alive(node))
-        dead = {node for node, alive in zip(nodes, await pipe.execute(), strict=True)
-                if not alive}
-        if not dead:
-            continue
-        now = now_ms()
-        events = []
-        async for conn, value in redis.hscan_iter(keys.activity(tenant, "live_conns"),
-                                                  count=1000):
-            user, _, node = value.decode().partition("\t")
-            if node in dead:
-                events.append(ActivityEvent(
-                    id=f"sweep-{conn.decode()}", kind="disconnect", ts=now, tenant=tenant,
-                    user=user, conn=conn.decode(), seq=SWEEP_SEQ, node=node, swept=True))
-        if events:
-            await service.recorder.record_events(events, now)
-        else:  # counts without connections behind them
-            await redis.hdel(keys.activity(tenant, "live_nodes"), *dead)
-        ended += len(events)
-        log.info("swept dead gateways %s: %d connections", sorted(dead), len(events))
+
+        async def end(dead: list[str], tenant: str = tenant) -> int:
+            return await _end_nodes(service, tenant, set(dead))
+
+        ended += await sweep_dead_gateways(redis, keys, nodes, end)
     service.stats["swept_connections"] += ended
     return ended
+
+
+async def _end_nodes(service: Any, tenant: str, dead: set[str]) -> int:
+    """A made-up disconnect for each of the tenant's live connections on a dead gateway."""
+    keys, redis = service.keys, service.redis
+    now = now_ms()
+    events = []
+    async for conn, value in redis.hscan_iter(keys.activity(tenant, "live_conns"), count=1000):
+        user, _, node = value.decode().partition("\t")
+        if node in dead:
+            events.append(ActivityEvent(
+                id=f"sweep-{conn.decode()}", kind="disconnect", ts=now, tenant=tenant,
+                user=user, conn=conn.decode(), seq=SWEEP_SEQ, node=node, swept=True))
+    if events:
+        await service.recorder.record_events(events, now)
+    else:  # counts without connections behind them
+        await redis.hdel(keys.activity(tenant, "live_nodes"), *dead)
+    log.info("swept dead gateways %s: %d connections", sorted(dead), len(events))
+    return len(events)

@@ -20,6 +20,7 @@ from goldwire.protocol.frames import room_frame_parts
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import MessageType
 from goldwire.service import cron_name, redis_clients, run_supervised
+from goldwire.service.base import BackgroundService
 from goldwire.store.rooms import RoomStore
 
 log = logging.getLogger("goldwire.activity")
@@ -28,7 +29,7 @@ SERVICE = "activity"
 STATS_TTL_MS = 3_600_000  # the stats room's history outlives a dashboard's reconnect
 
 
-class ActivityService:
+class ActivityService(BackgroundService):
     def __init__(self, settings: ActivitySettings) -> None:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
@@ -46,7 +47,7 @@ class ActivityService:
             claim_idle_ms=int(settings.activity_claim_idle * 1000),
             dead_letter=self.keys.dead_letters(), dead_letter_maxlen=settings.dead_letter_maxlen)
         self.stats: Counter[str] = Counter()
-        self._tasks: list[asyncio.Task[Any]] = []
+        super().__init__()  # self._tasks: the loops start() runs
 
     async def start(self) -> None:
         await self.consumer.ensure_group()
@@ -83,10 +84,7 @@ class ActivityService:
             max_jobs=10, log_results=False,
         )
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def close(self) -> None:
         await self._stream_redis.aclose()
         await self.redis.aclose()
 
@@ -116,5 +114,3 @@ class ActivityService:
         await self.rooms.publish(tenant, room, head, tail, None)
         return True
 
-    def running(self) -> bool:
-        return bool(self._tasks) and not any(t.done() for t in self._tasks)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from goldwire.service.settings import ServiceSettings
 
 
-class ActivitySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
+class ActivitySettings(ServiceSettings):
+    """REDIS_URL, GOLDWIRE_KEY_PREFIX and API_KEYS come from ServiceSettings."""
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    key_prefix: str = Field("gw", validation_alias="GOLDWIRE_KEY_PREFIX")
     activity_host: str = "127.0.0.1"
     activity_port: int = 8003
-    api_keys: str = ""
 
     # History (per user, per room) is kept this long, by event time; fractions allowed.
     activity_retention_days: float = Field(30.0, gt=0)
@@ -32,8 +30,6 @@ class ActivitySettings(BaseSettings):
     activity_ready_max_lag: int = 200_000  # /readyz fails above this many unread events
     activity_tombstone_ttl: int = 86400  # seconds a connection's record outlives its disconnect
 
-    def api_key_set(self) -> frozenset[str]:
-        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
 
     @property
     def retention_ms(self) -> int:

@@ -10,16 +10,14 @@ import secrets
 from pathlib import Path
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from goldwire.gateway.clientip import parse_networks
+from goldwire.service.settings import ServiceSettings
 
 
-class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
+class GatewaySettings(ServiceSettings):
+    """REDIS_URL, GOLDWIRE_KEY_PREFIX and API_KEYS come from ServiceSettings."""
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    key_prefix: str = Field("gw", validation_alias="GOLDWIRE_KEY_PREFIX")
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     node_id: str = Field(default_factory=lambda: "gw-" + secrets.token_hex(4))
@@ -34,7 +32,6 @@ class GatewaySettings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_leeway: float = 30.0
 
-    api_keys: str = ""  # comma-separated
     allowed_origins: str = ""  # comma-separated; empty allows any origin
     authz_url: str | None = None
     authz_cache_seconds: float = 30.0
@@ -97,13 +94,6 @@ class GatewaySettings(BaseSettings):
                 f"MAX_OUTBOUND_BYTES ({self.max_outbound_bytes}), or one message could cut "
                 "every member of a room off as a slow consumer")
         return self
-
-    def api_key_set(self) -> frozenset[str]:
-        return frozenset(self.api_key_list())
-
-    def api_key_list(self) -> list[str]:
-        """API_KEYS in the order given; the first is the one the gateway calls services with."""
-        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
 
     def origin_list(self) -> list[str]:
         return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]

@@ -7,8 +7,6 @@ the path (`{name:path}`); a `%2F` arrives decoded, so both spellings work.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
@@ -18,11 +16,11 @@ from goldwire.presence.settings import PresenceSettings
 from goldwire.protocol.names import DEFAULT_TENANT, TenantName, UserId, is_room
 from goldwire.service import (
     add_health_routes,
-    api_key_checker,
     ascii_validation_errors,
     document_error_details,
     prometheus_text,
 )
+from goldwire.service.base import require_api_key, service_app
 
 Tenant = Annotated[TenantName, Query()]
 MAX_ROOMS = 100
@@ -32,7 +30,6 @@ def service_of(request: Request) -> PresenceService:
     return request.state.service
 
 
-require_api_key = api_key_checker(lambda request: request.state.service.settings.api_key_set())
 
 
 def _rooms(rooms: str) -> list[str]:
@@ -46,16 +43,7 @@ def _rooms(rooms: str) -> list[str]:
 
 
 def create_app(settings: PresenceSettings) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, PresenceService]]:
-        service = PresenceService(settings)
-        await service.start()
-        try:
-            yield {"service": service}
-        finally:
-            await service.stop()
-
-    app = FastAPI(title="Goldwire presence", version="1", lifespan=lifespan)
+    app = service_app("Goldwire presence", lambda: PresenceService(settings))
     auth = [Depends(require_api_key)]
 
     @app.get("/v1/presence/rooms", dependencies=auth)

@@ -15,11 +15,10 @@ from arq import Retry
 
 from goldwire.presence.events import GatewayEvent
 from goldwire.presence.notify import signed_headers
+from goldwire.service.sweep import SWEEP_SEQ, sweep_dead_gateways
 
 log = logging.getLogger("goldwire.presence.jobs")
 
-# A sweep's disconnect outranks anything the dead gateway may still have in flight.
-SWEEP_SEQ = 2**50
 
 
 def parse_node_conn(member: str) -> tuple[str, str, str] | None:
@@ -36,39 +35,48 @@ async def sweep_dead_nodes(ctx: dict[str, Any]) -> int:
     """Remove the connections of gateways whose liveness key expired; returns how many."""
     service = ctx["service"]
     redis, keys = service.redis, service.keys
-    removed = 0
-    for raw_node in await redis.smembers(keys.presence_nodes()):
-        node = raw_node.decode()
-        if await redis.exists(keys.node_alive(node)):
-            continue
-        members = [m.decode(errors="replace")
-                   for m in await redis.smembers(keys.presence_node_conns(node))]
-        events = []
-        for member in members:
-            parsed = parse_node_conn(member)
-            if parsed is None:  # one bad entry must not keep the rest of the node's ghosts
-                log.warning("sweep of %s: skipped a malformed entry %r", node, member[:200])
-                continue
-            tenant, user, conn = parsed
-            events.append(GatewayEvent(kind="disconnect", node=node, conn=conn, seq=SWEEP_SEQ,
-                                       tenant=tenant, user=user, ts=service.now_ms()))
-        # No grace for the dead: their users are gone from every view at once.
-        changes = await service.engine.apply(events, grace_ms=0)
-        await service.publish(changes)
-        # Their connections no longer count against MAX_CONNECTIONS_PER_USER either.
-        users = {(e.tenant, e.user) for e in events}
-        if users:
-            pipe = redis.pipeline(transaction=False)
-            for tenant, user in users:
-                pipe.hdel(keys.user_nodes(tenant, user), node)
-            await pipe.execute()
-        await redis.delete(keys.presence_node_conns(node))
-        await redis.srem(keys.presence_nodes(), node)
-        removed += len(members)
-        service.stats["ghosts_removed"] += len(members)
-        log.info("swept dead gateway %s: %d connections", node, len(members))
+    nodes = [n.decode() for n in await redis.smembers(keys.presence_nodes())]
+
+    async def end(dead: list[str]) -> int:
+        removed = 0
+        for node in dead:
+            removed += await _end_node(service, node)
+        return removed
+
+    removed = await sweep_dead_gateways(redis, keys, nodes, end)
     service.stats["sweeps"] += 1
     return removed
+
+
+async def _end_node(service: Any, node: str) -> int:
+    """Every connection presence holds for the dead gateway `node` disconnects at once."""
+    redis, keys = service.redis, service.keys
+    members = [m.decode(errors="replace")
+               for m in await redis.smembers(keys.presence_node_conns(node))]
+    events = []
+    for member in members:
+        parsed = parse_node_conn(member)
+        if parsed is None:  # one bad entry must not keep the rest of the node's ghosts
+            log.warning("sweep of %s: skipped a malformed entry %r", node, member[:200])
+            continue
+        tenant, user, conn = parsed
+        events.append(GatewayEvent(kind="disconnect", node=node, conn=conn, seq=SWEEP_SEQ,
+                                   tenant=tenant, user=user, ts=service.now_ms()))
+    # No grace for the dead: their users are gone from every view at once.
+    changes = await service.engine.apply(events, grace_ms=0)
+    await service.publish(changes)
+    # Their connections no longer count against MAX_CONNECTIONS_PER_USER either.
+    users = {(e.tenant, e.user) for e in events}
+    if users:
+        pipe = redis.pipeline(transaction=False)
+        for tenant, user in users:
+            pipe.hdel(keys.user_nodes(tenant, user), node)
+        await pipe.execute()
+    await redis.delete(keys.presence_node_conns(node))
+    await redis.srem(keys.presence_nodes(), node)
+    service.stats["ghosts_removed"] += len(members)
+    log.info("swept dead gateway %s: %d connections", node, len(members))
+    return len(members)
 
 
 async def expire_pending_leaves(ctx: dict[str, Any]) -> int:

@@ -23,6 +23,7 @@ from goldwire.presence.pacing import DiffPacer
 from goldwire.presence.settings import PresenceSettings
 from goldwire.protocol.keys import Keys
 from goldwire.service import cron_name, redis_clients, run_supervised
+from goldwire.service.base import BackgroundService
 from goldwire.streams import StreamConsumer
 
 log = logging.getLogger("goldwire.presence")
@@ -31,7 +32,7 @@ SERVICE = "presence"
 WEBHOOKS = "presence-webhooks"
 
 
-class PresenceService:
+class PresenceService(BackgroundService):
     def __init__(self, settings: PresenceSettings) -> None:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
@@ -49,7 +50,7 @@ class PresenceService:
         self.http = httpx.AsyncClient(timeout=3)
         self.stats: Counter[str] = Counter()
         self.arq: ArqRedis | None = None
-        self._tasks: list[asyncio.Task[Any]] = []
+        super().__init__()  # self._tasks: the loops start() runs
 
     @staticmethod
     def now_ms() -> int:
@@ -123,10 +124,7 @@ class PresenceService:
                 log.warning("presence: paced flush failed (%s); the sweeper retries", exc)
                 await asyncio.sleep(0.1)
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def close(self) -> None:
         await self.http.aclose()
         await self._stream_redis.aclose()
         await self.redis.aclose()
@@ -159,5 +157,3 @@ class PresenceService:
                                   webhook=bool(self.settings.presence_webhook_url))
             self.stats["changes_published"] += len(changes)
 
-    def running(self) -> bool:
-        return bool(self._tasks) and not any(t.done() for t in self._tasks)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from goldwire.service.settings import ServiceSettings
 
 
-class PresenceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
+class PresenceSettings(ServiceSettings):
+    """REDIS_URL, GOLDWIRE_KEY_PREFIX and API_KEYS come from ServiceSettings."""
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    key_prefix: str = Field("gw", validation_alias="GOLDWIRE_KEY_PREFIX")
     presence_host: str = "127.0.0.1"
     presence_port: int = 8001
-    api_keys: str = ""
 
     presence_leave_grace: float = 5.0  # seconds a leave waits for the same user to come back
     presence_sweep_interval: int = 2  # seconds between dead-gateway sweeps
@@ -40,5 +36,3 @@ class PresenceSettings(BaseSettings):
             return "PRESENCE_WEBHOOK_URL is set but PRESENCE_WEBHOOK_SECRET is empty"
         return None
 
-    def api_key_set(self) -> frozenset[str]:
-        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())

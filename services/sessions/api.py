@@ -10,8 +10,6 @@ gateway sends the id `%2F`-encoded, which arrives decoded and matches the same w
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
@@ -21,11 +19,11 @@ from pydantic import BaseModel, Field, field_validator
 from goldwire.protocol.names import DEFAULT_TENANT, MAX_STREAM_PART, OffsetStr, TenantName, UserId
 from goldwire.service import (
     add_health_routes,
-    api_key_checker,
     ascii_validation_errors,
     document_error_details,
     prometheus_text,
 )
+from goldwire.service.base import require_api_key, service_app
 from goldwire.sessions.service import SessionsService
 from goldwire.sessions.settings import SessionsSettings
 from goldwire.store.sessions import InvalidValue, PreferencesConflict
@@ -63,20 +61,10 @@ def service_of(request: Request) -> SessionsService:
     return request.state.service
 
 
-require_api_key = api_key_checker(lambda request: request.state.service.settings.api_key_set())
 
 
 def create_app(settings: SessionsSettings) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, SessionsService]]:
-        service = SessionsService(settings)
-        await service.start()
-        try:
-            yield {"service": service}
-        finally:
-            await service.stop()
-
-    app = FastAPI(title="Goldwire sessions", version="1", lifespan=lifespan)
+    app = service_app("Goldwire sessions", lambda: SessionsService(settings))
     auth = [Depends(require_api_key)]
 
     @app.get("/v1/users/{user:path}/sessions", dependencies=auth)

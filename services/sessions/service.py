@@ -20,6 +20,7 @@ from arq.worker import Worker
 from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.keys import Keys
 from goldwire.service import cron_name, redis_clients, run_loading_scripts, run_supervised
+from goldwire.service.base import BackgroundService
 from goldwire.sessions.settings import SessionsSettings
 from goldwire.store.inbox import Inbox
 from goldwire.store.sessions import SessionStore
@@ -38,7 +39,7 @@ async def cleanup_expired(ctx: dict[str, Any]) -> int:
     return removed
 
 
-class SessionsService:
+class SessionsService(BackgroundService):
     def __init__(self, settings: SessionsSettings) -> None:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
@@ -52,7 +53,7 @@ class SessionsService:
             claim_idle_ms=int(settings.sessions_claim_idle * 1000),
             dead_letter=self.keys.dead_letters(), dead_letter_maxlen=settings.dead_letter_maxlen)
         self.stats: Counter[str] = Counter()
-        self._tasks: list[asyncio.Task[Any]] = []
+        super().__init__()  # self._tasks: the loops start() runs
 
     async def start(self) -> None:
         await self.consumer.ensure_group()
@@ -60,15 +61,9 @@ class SessionsService:
                        asyncio.create_task(run_supervised("cleanup", self._worker, self.stats),
                                            name="sessions-arq")]
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def close(self) -> None:
         await self._stream_redis.aclose()
         await self.redis.aclose()
-
-    def running(self) -> bool:
-        return bool(self._tasks) and not any(t.done() for t in self._tasks)
 
     def _worker(self) -> Worker:
         every = max(1, min(59, self.settings.sessions_cleanup_interval))

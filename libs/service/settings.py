@@ -1,0 +1,26 @@
+"""The settings every Goldwire process reads the same way: Redis, the key prefix, API keys.
+
+Each process's settings class subclasses `ServiceSettings` and adds its own
+fields; environment names and defaults are the same as before the base existed
+(protocol.md and the README name them). An empty variable counts as unset.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = Field("gw", validation_alias="GOLDWIRE_KEY_PREFIX")
+    api_keys: str = ""  # comma-separated
+
+    def api_key_list(self) -> list[str]:
+        """API_KEYS in the order given; the first is the one the gateway calls services with."""
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    def api_key_set(self) -> frozenset[str]:
+        return frozenset(self.api_key_list())
