@@ -24,6 +24,7 @@ from goldwire.gateway.ratelimit import RedisRateLimiter
 from goldwire.gateway.rooms import LocalRoom, RoomHub
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.gateway.slots import SlotsRefused, UserSlots
+from goldwire.protocol.channels import ChannelMessageError, StatesReady, parse_node
 from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.errors import GoldwireError
 from goldwire.protocol.frames import room_frame_parts
@@ -55,38 +56,28 @@ class NodeControl:
         self.node = node
 
     def on_pubsub(self, data: bytes) -> None:
-        if data.startswith(b"P "):
-            self._states_ready(data)
+        try:
+            message = parse_node(data)
+        except ChannelMessageError as exc:
+            log.warning("node channel: dropped a message: %s", exc)
             return
-        if data.startswith(b"S "):
-            self._state_built(data)
-            return
-        msg = json.loads(data)
-        if msg.get("kind") == "close":
-            conn = self.node.connections.get(msg.get("conn", ""))
+        if isinstance(message, StatesReady):
+            self._states_ready(message)
+        else:
+            conn = self.node.connections.get(message.conn)
             if conn is not None:
-                conn.close(int(msg.get("code", 1000)), str(msg.get("reason", ""))[:120])
+                conn.close(message.code, message.reason)
 
-
-    def _states_ready(self, data: bytes) -> None:
-        """`P room\nversion\nconn conn ...`: presence announced these joiners' state."""
-        room_name, _version, conn_ids = data[2:].decode().split("\n", 2)
+    def _states_ready(self, message: StatesReady) -> None:
+        """Presence announced these joiners' state: read it once per room for them all."""
         by_room: dict[LocalRoom, list[Any]] = {}
-        for conn_id in conn_ids.split(" "):
+        for conn_id in message.conns:
             conn = self.node.connections.get(conn_id)
-            room = conn.rooms.get(room_name) if conn is not None else None
+            room = conn.rooms.get(message.room) if conn is not None else None
             if room is not None and conn is not None:
                 by_room.setdefault(room, []).append(conn.transport)
         for room, transports in by_room.items():
             self.node.rooms.presence_state_ready(room, transports)
-
-    def _state_built(self, data: bytes) -> None:
-        """`S conn\nroom\nversion\nframe`: a state an older presence service built."""
-        conn_id, room_name, version, frame = data[2:].split(b"\n", 3)
-        conn = self.node.connections.get(conn_id.decode())
-        room = conn.rooms.get(room_name.decode()) if conn is not None else None
-        if room is not None and conn is not None:
-            room.presence_state(conn.transport, int(version), frame)
 
 
 class GatewayNode:

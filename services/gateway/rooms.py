@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from goldwire.gateway.framing import text_frame
 from goldwire.gateway.groups import GroupTable, LocalGroup, write_failed
+from goldwire.protocol.channels import ChannelMessageError, PresenceDiffNote, parse_room
 from goldwire.protocol.frames import state_frame
 from goldwire.protocol.messages import encode
 from goldwire.protocol.offsets import Offset, parse_offset
@@ -38,7 +39,7 @@ MAX_WAITING_DIFFS = 1000  # presence diffs kept for a member still waiting for i
 
 
 class LocalRoom(LocalGroup):
-    """A room's members on this node. Pub/sub messages are `<offset> <frame>`."""
+    """A room's members on this node; its pub/sub messages are channels.parse_room's."""
 
     __slots__ = ("base_offset", "catchup", "last_offset", "name", "pending", "presence_seen",
                  "presence_waiting", "state_reader", "state_waiters", "tenant")
@@ -60,16 +61,18 @@ class LocalRoom(LocalGroup):
         self.state_reader: asyncio.Task[None] | None = None
 
     def on_pubsub(self, data: bytes) -> None:
-        raw_offset, _, payload = data.partition(b" ")
-        if raw_offset == b"-":  # presence: `- <version> <frame>`, no history
-            raw_version, _, frame = payload.partition(b" ")
-            self.presence_diff(int(raw_version), frame)
+        try:
+            message = parse_room(data)
+        except ChannelMessageError as exc:
+            log.warning("room channel %r: dropped a message: %s", self.channel, exc)
             return
-        offset = parse_offset(raw_offset)
+        if isinstance(message, PresenceDiffNote):  # no history: not part of catch-up
+            self.presence_diff(message.version, message.frame)
+            return
         if self.catchup is not None:
-            self.catchup.append((offset, payload))
+            self.catchup.append((message.offset, message.frame))
             return
-        self.fanout(offset, payload)
+        self.fanout(message.offset, message.frame)
 
     def fanout(self, offset: Offset, payload: bytes) -> None:
         if offset <= self.last_offset:

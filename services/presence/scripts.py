@@ -68,8 +68,8 @@ Room channel payloads for presence are `- <version> <frame>` (room messages
 are `<offset> <frame>`); node channel payloads for joiners are
 `P <room>\\n<version>\\n<conn> <conn> ...`: read the room's state (its version
 is this one or newer: a state read later is exact at its own version, and the
-gateway drops the diffs it already contains). Gateways still accept the older
-`S <conn>\\n<room>\\n<version>\\n<frame>`, a state built here.
+gateway drops the diffs it already contains). Both layouts are typed in
+goldwire.protocol.channels, which gateways parse them with.
 """
 
 # Shared Lua: the member view, built by hand so equal views are equal strings, and the

@@ -17,6 +17,7 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
+from goldwire.protocol.channels import format_close
 from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.keys import Keys
 from goldwire.service import cron_name, redis_clients, run_loading_scripts, run_supervised
@@ -105,7 +106,6 @@ class SessionsService(BackgroundService):
         """Revoke a session and close its sockets on every gateway (close 4010)."""
         existed, conns = await self.store.revoke(tenant, user, sid)
         for conn, node in conns.items():
-            await self.redis.publish(self.keys.node_channel(node), json.dumps(
-                {"kind": "close", "conn": conn, "code": int(CloseCode.SESSION_REVOKED),
-                 "reason": "session revoked"}))
+            await self.redis.publish(self.keys.node_channel(node), format_close(
+                conn, CloseCode.SESSION_REVOKED, "session revoked"))
         return existed

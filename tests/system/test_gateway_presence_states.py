@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from goldwire.protocol.channels import format_close, format_room_message
 from goldwire.protocol.keys import Keys
 from tests.support import Client, Gateway, token
 
@@ -52,13 +53,22 @@ async def test_an_announced_state_is_read_with_pending_changes_taken_back(
     await ada.close()
 
 
-async def test_a_state_built_by_an_older_presence_is_still_delivered(
+async def test_unknown_channel_messages_are_dropped_and_the_channels_keep_working(
         gateway, redis, key_prefix) -> None:
+    """Garbage on a node or room channel (or the retired `S` state form) is logged and
+    dropped; the next real message on the same channel still arrives."""
+    keys = Keys(key_prefix)
     ada = await Client.open(gateway.url, token("ada"), rooms=[{"room": "doc:t"}])
     conn, node = ada.connected["data"]["conn_id"], ada.connected["data"]["node"]
     frame = ('{"type":"presence_update","room":"doc:t","data":{"kind":"state","version":3,'
              '"members":[' + view("ada") + "]}}")
-    await redis.publish(Keys(key_prefix).node_channel(node), f"S {conn}\ndoc:t\n3\n{frame}")
-    state = (await ada.recv_type("presence_update"))["data"]
-    assert state["version"] == 3 and [m["user"]["id"] for m in state["members"]] == ["ada"]
-    await ada.close()
+    for junk in (f"S {conn}\ndoc:t\n3\n{frame}", "P doc:t\nseven\n" + conn, "{]", "[]"):
+        await redis.publish(keys.node_channel(node), junk)
+    for junk in ("no-offset-here", "- x {}", "12-x {}"):
+        await redis.publish(keys.room_channel("default", "doc:t"), junk)
+    message = b'{"type":"user_message","room":"doc:t","data":{"n":1}}'
+    await redis.publish(keys.room_channel("default", "doc:t"),
+                        format_room_message("9999999999999-0", message))
+    assert (await ada.recv_type("user_message"))["data"] == {"n": 1}
+    await redis.publish(keys.node_channel(node), format_close(conn, 4010, "revoked"))
+    assert await ada.closed_with() == 4010
