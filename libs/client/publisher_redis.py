@@ -41,6 +41,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from goldwire.client.backoff import ExponentialBackoff, with_retries
 from goldwire.client.errors import PublishError, PublishRejected, PublishUnavailable
 from goldwire.client.publisher import BatchItem, Publisher, prepare
+from goldwire.protocol.events import event_fields
 from goldwire.protocol.frames import room_frame_parts
 from goldwire.protocol.http import PublishRequest, PublishResult
 from goldwire.protocol.keys import Keys
@@ -187,14 +188,9 @@ class RedisPublisher(Publisher):
         if not self.record_events:
             return
         self._event_counter += 1
-        entry: dict[str, Any] = {
-            "id": self._event_prefix + str(self._event_counter),
-            "kind": "publish",
-            "node": self.publisher_id,
-            "ts": int(time.time() * 1000),
-        }
-        entry.update({k: v for k, v in fields.items() if v is not None})
-        entry["source"] = "api"
+        entry = event_fields("publish", self._event_prefix + str(self._event_counter),
+                             self.publisher_id, int(time.time() * 1000),
+                             **{**fields, "source": "api"})
         try:
             await self.redis.xadd(self.keys.events(), entry, maxlen=EVENTS_MAXLEN,
                                   approximate=True)

@@ -14,11 +14,12 @@ previous pipeline is in flight. When Redis is away they wait (up to
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
+
+from goldwire.protocol.events import event_fields
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -49,26 +50,17 @@ class Outbox:
         self._task = asyncio.create_task(self._run(), name="outbox")
 
     def event(self, kind: str, conn: Any = None, **fields: Any) -> None:
-        """Queue one gateway event (see docs/architecture.md for the fields)."""
+        """Queue one gateway event (goldwire.protocol.events says what each kind holds)."""
         self._counter += 1
-        entry: dict[str, Any] = {
-            "id": self._prefix + str(self._counter),
-            "kind": kind,
-            "node": self.node_id,
-            "ts": int(time.time() * 1000),
-        }
         if conn is not None:
-            entry["conn"] = conn.id
-            entry["seq"] = conn.next_seq()
+            fields["conn"] = conn.id
+            fields["seq"] = conn.next_seq()
             if conn.principal is not None:
-                entry["user"] = conn.principal.user_id
-                entry["tenant"] = conn.principal.tenant
-            if conn.session_id is not None:
-                entry["session"] = conn.session_id
-        for key, value in fields.items():
-            if value is None:
-                continue
-            entry[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
+                fields["user"] = conn.principal.user_id
+                fields["tenant"] = conn.principal.tenant
+            fields["session"] = conn.session_id
+        entry = event_fields(kind, self._prefix + str(self._counter), self.node_id,
+                             int(time.time() * 1000), **fields)
         self.metrics.events_emitted += 1
         self.command("XADD", self.stream, "MAXLEN", "~", self.maxlen, "*",
                      *[x for kv in entry.items() for x in kv])

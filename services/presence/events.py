@@ -1,11 +1,16 @@
-"""Gateway events as the presence service reads them from the event stream."""
+"""Gateway events as the presence service reads them from the event stream
+(goldwire.protocol.events parses every entry; this keeps what presence applies)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 
+from goldwire.protocol.events import MalformedEvent
+from goldwire.protocol.events import parse_event as parse_stream_event
+
 PRESENCE_KINDS = frozenset({"connect", "join", "leave", "status", "disconnect"})
+_PRESENCE_KINDS_B = frozenset(k.encode() for k in PRESENCE_KINDS)
 STATUSES = frozenset({"online", "away", "busy"})
 
 
@@ -29,23 +34,16 @@ def parse_event(fields: dict[bytes, bytes]) -> GatewayEvent | None:
     """The presence-relevant event in a stream entry, or None (other kinds, or malformed).
 
     Malformed entries are skipped, never retried: a poison entry must not stall the stream.
+    The kind is checked on the raw bytes first: most entries (publishes) are not ours.
     """
-    f = {k.decode(): v.decode() for k, v in fields.items()}
-    if f.get("kind") not in PRESENCE_KINDS:
+    if fields.get(b"kind") not in _PRESENCE_KINDS_B:
         return None
     try:
-        rooms: tuple[str, ...] = ()
-        if f.get("rooms"):
-            rooms = tuple(str(r) for r in json.loads(f["rooms"]))
-        meta = f.get("meta") or "{}"
-        if not isinstance(json.loads(meta), dict):
-            meta = "{}"
-        status = f.get("status", "online")
-        return GatewayEvent(
-            kind=f["kind"], node=f["node"], conn=f["conn"], seq=int(f["seq"]),
-            tenant=f["tenant"], user=f["user"], ts=int(f.get("ts", 0)), name=f.get("name", ""),
-            room=f.get("room", ""), status=status if status in STATUSES else "online",
-            meta=meta, rooms=rooms,
-        )
-    except (KeyError, ValueError):
+        e = parse_stream_event(fields)
+    except MalformedEvent:
         return None
+    return GatewayEvent(
+        kind=e.kind, node=e.node, conn=e.conn, seq=e.seq, tenant=e.tenant, user=e.user,
+        ts=e.ts, name=e.name, room=e.room,
+        status=e.status if e.status in STATUSES else "online",
+        meta=json.dumps(e.meta) if e.meta is not None else "{}", rooms=e.rooms)

@@ -8,7 +8,6 @@ the gateway through the same store, so it never waits on this process).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import Counter
 from typing import Any
@@ -19,6 +18,7 @@ from arq.worker import Worker
 
 from goldwire.protocol.channels import format_close
 from goldwire.protocol.codes import CloseCode
+from goldwire.protocol.events import MalformedEvent, parse_event
 from goldwire.protocol.keys import Keys
 from goldwire.service import cron_name, redis_clients, run_loading_scripts, run_supervised
 from goldwire.service.base import BackgroundService
@@ -31,6 +31,7 @@ log = logging.getLogger("goldwire.sessions")
 
 SERVICE = "sessions"
 SESSION_KINDS = frozenset({"join", "leave", "disconnect"})
+_SESSION_KINDS_B = frozenset(k.encode() for k in SESSION_KINDS)
 
 
 async def cleanup_expired(ctx: dict[str, Any]) -> int:
@@ -80,17 +81,18 @@ class SessionsService(BackgroundService):
         """Each join, leave and disconnect moves its session's rooms and offsets."""
         events: list[dict[str, Any]] = []  # queue_event's arguments
         for _, raw in entries:
-            f = {k.decode(): v.decode() for k, v in raw.items()}
-            if f.get("kind") not in SESSION_KINDS or not f.get("session") or f.get("replay"):
-                continue
+            if raw.get(b"kind") not in _SESSION_KINDS_B or not raw.get(b"session"):
+                continue  # most entries are not ours: skip them before parsing
             try:
-                offsets = json.loads(f["offsets"]) if f.get("offsets") else None
-                events.append({"kind": f["kind"], "tenant": f["tenant"], "user": f["user"],
-                               "sid": f["session"], "conn": f["conn"],
-                               "room": f.get("room", ""), "offset": f.get("offset", ""),
-                               "offsets": offsets, "now": int(f.get("ts", 0)) or None})
-            except (KeyError, ValueError):
+                e = parse_event(raw)
+            except MalformedEvent:
                 self.stats["events_skipped"] += 1
+                continue
+            if e.replay:
+                continue
+            events.append({"kind": e.kind, "tenant": e.tenant, "user": e.user,
+                           "sid": e.session, "conn": e.conn, "room": e.room,
+                           "offset": e.offset, "offsets": e.offsets, "now": e.ts or None})
 
         async def write() -> None:
             pipe = self.redis.pipeline(transaction=False)
