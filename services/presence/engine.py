@@ -31,7 +31,8 @@ from goldwire.presence import scripts
 from goldwire.presence.events import GatewayEvent
 from goldwire.presence.pacing import DiffPacer, RoomId
 from goldwire.protocol.keys import Keys
-from goldwire.service import queue_script, run_loading_scripts
+from goldwire.service import run_loading_scripts
+from goldwire.store.lua import BoundScript
 
 log = logging.getLogger("goldwire.presence.engine")
 
@@ -95,10 +96,10 @@ class PresenceEngine:
         self.tombstone_ttl = tombstone_ttl
         self.pacer = pacer or DiffPacer(budget=0, max_interval_ms=0)  # default: no pacing
         self.flush_deferred = asyncio.Event()  # set when the pacer holds a room back
-        self._user = redis.register_script(scripts.USER_APPLY)
-        self._room = redis.register_script(scripts.ROOM_APPLY)
-        self._status = redis.register_script(scripts.ROOM_STATUS)
-        self._expire = redis.register_script(scripts.ROOM_EXPIRE)
+        self._user = BoundScript(scripts.USER_APPLY, redis)
+        self._room = BoundScript(scripts.ROOM_APPLY, redis)
+        self._status = BoundScript(scripts.ROOM_STATUS, redis)
+        self._expire = BoundScript(scripts.ROOM_EXPIRE, redis)
 
     async def apply(self, events: list[GatewayEvent],
                     grace_ms: int | None = None) -> list[PresenceChange]:
@@ -115,14 +116,14 @@ class PresenceEngine:
         keys = self.keys
         pipe = self.redis.pipeline(transaction=False)
         for ev in events:
-            queue_script(pipe, self._user, [
-                keys.user_presence(ev.tenant, ev.user),
-                keys.user_presence_version(ev.tenant, ev.user),
-                keys.user_conn_rooms(ev.tenant, ev.user, ev.conn),
-                keys.user_conn_gone(ev.tenant, ev.user, ev.conn),
-                keys.user_last_seen(ev.tenant, ev.user),
-            ], [ev.kind, ev.conn, ev.seq, ev.status, ev.meta, ev.room, ev.ts or now,
-                self.tombstone_ttl])
+            self._user.queue(
+                pipe, conns=keys.user_presence(ev.tenant, ev.user),
+                version=keys.user_presence_version(ev.tenant, ev.user),
+                conn_rooms=keys.user_conn_rooms(ev.tenant, ev.user, ev.conn),
+                gone=keys.user_conn_gone(ev.tenant, ev.user, ev.conn),
+                last_seen=keys.user_last_seen(ev.tenant, ev.user),
+                kind=ev.kind, conn=ev.conn, seq=ev.seq, status=ev.status, meta=ev.meta,
+                room=ev.room, ts=ev.ts or now, tomb_ttl=self.tombstone_ttl)
         users = [UserResult.parse(raw) for raw in await pipe.execute()]
 
         changes: list[PresenceChange] = []
@@ -171,23 +172,27 @@ class PresenceEngine:
             rk = room_keys[where]
             flush = "1" if last[where] == i and plans[where].flush_now else "0"
             if present is None:
-                queue_script(pipe, self._status,
-                             [rk.members, rk.counts, rk.user_versions, rk.pending_diff,
-                              rk.version, rk.pending_states, rk.conns],
-                             [ev.user, res.after, res.meta, res.version, flush, rk.channel,
-                              room])
+                self._status.queue(
+                    pipe, members=rk.members, counts=rk.counts,
+                    user_versions=rk.user_versions, pending_diff=rk.pending_diff,
+                    version=rk.version, pending_states=rk.pending_states, conns=rk.conns,
+                    user=ev.user, status=res.after, meta=res.meta, user_version=res.version,
+                    flush=flush, channel=rk.channel, room=room)
             else:
                 if not present and grace > 0:  # indexed first: a pending leave is never orphaned
                     due = now + grace
                     pipe.zadd(keys.presence_due(), {f"{ev.tenant}\t{room}\t{due}": due})
-                queue_script(pipe, self._room, [
-                    rk.conns, rk.members, rk.counts, rk.user_versions, rk.pending_leaves,
-                    rk.version, keys.presence_tombstone(ev.tenant, room, ev.conn),
-                    rk.pending_diff, rk.pending_states,
-                ], [ev.conn, ev.seq, "1" if present else "0", ev.user, ev.name, res.after,
-                    res.meta, res.version, now, grace,
-                    keys.node_channel(ev.node) if present else "", self.tombstone_ttl,
-                    flush, rk.channel, room])
+                self._room.queue(
+                    pipe, conns=rk.conns, members=rk.members, counts=rk.counts,
+                    user_versions=rk.user_versions, pending_leaves=rk.pending_leaves,
+                    version=rk.version,
+                    tombstone=keys.presence_tombstone(ev.tenant, room, ev.conn),
+                    pending_diff=rk.pending_diff, pending_states=rk.pending_states,
+                    conn=ev.conn, seq=ev.seq, present="1" if present else "0", user=ev.user,
+                    name=ev.name, status=res.after, meta=res.meta, user_version=res.version,
+                    now_ms=now, grace_ms=grace,
+                    node_channel=keys.node_channel(ev.node) if present else "",
+                    tomb_ttl=self.tombstone_ttl, flush=flush, channel=rk.channel, room=room)
                 joins_leaves.append((ev, room, len(pipe) - 1))  # the script is queued last
             if flush == "1":
                 flushes[where] = len(pipe) - 1
@@ -265,10 +270,12 @@ class PresenceEngine:
             pipe = self.redis.pipeline(transaction=False)
             for tenant, room in rooms:
                 rk = self._room_keys(tenant, room)
-                queue_script(pipe, self._expire,
-                             [rk.members, rk.counts, rk.user_versions, rk.pending_leaves,
-                              rk.version, rk.pending_diff, rk.pending_states, rk.conns],
-                             [now, rk.channel, room])
+                self._expire.queue(
+                    pipe, members=rk.members, counts=rk.counts,
+                    user_versions=rk.user_versions, pending_leaves=rk.pending_leaves,
+                    version=rk.version, pending_diff=rk.pending_diff,
+                    pending_states=rk.pending_states, conns=rk.conns, now_ms=now,
+                    channel=rk.channel, room=room)
             return await pipe.execute() if rooms else []
 
         results = await run_loading_scripts(self.redis, (self._expire,), run)
