@@ -125,11 +125,10 @@ async def test_killed_mid_batch_nothing_lost_nothing_twice(redis_server, key_pre
         print(f"claimed {m['stream_claimed_total']:.0f}, "
               f"found already recorded {m['events_duplicate_total']:.0f}")
         want = expected(log, users, rooms, per_conn)
-        deadline = time.monotonic() + 30  # roll-ups catch up within a few ticks
-        while (got := await state(final, redis, key_prefix, users, rooms, start)) != want:
-            if time.monotonic() > deadline:
-                assert got == want
-            await asyncio.sleep(0.2)
+        async def caught_up() -> bool:  # roll-ups catch up within a few ticks
+            return await state(final, redis, key_prefix, users, rooms, start) == want
+
+        await until(caught_up, timeout=30, interval=0.2)
         # Every entry delivered again (the group rewound: redelivery of recorded, acknowledged
         # entries), then the whole log re-sent as new entries (a gateway re-sending).
         before = metrics(final.metrics())["events_duplicate_total"]
@@ -138,6 +137,8 @@ async def test_killed_mid_batch_nothing_lost_nothing_twice(redis_server, key_pre
         await until(drained, timeout=60)
         m = metrics(final.metrics())
         assert m["events_duplicate_total"] - before == 2 * len(log.events)
+        # Stays a sleep: it proves a roll-up tick (interval 1 s) changes nothing, so there is
+        # no event to poll for.
         await asyncio.sleep(1.5)  # a roll-up tick
         assert await state(final, redis, key_prefix, users, rooms, start) == want
     finally:
@@ -211,7 +212,7 @@ async def test_pagination_is_stable_under_concurrent_inserts(redis_server, key_p
                 late = base + 1000 + random.randrange(60)
                 log.add("status", NOW + n if n % 2 else late, "p1", status="busy")
                 await write(redis, key_prefix, log.events[-1:])
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # stays: paces the concurrent inserts
 
         writer = asyncio.create_task(insert())
         seen: list[dict[str, Any]] = []
@@ -223,7 +224,7 @@ async def test_pagination_is_stable_under_concurrent_inserts(redis_server, key_p
             page = await get(service, "/v1/activity/users/pager", **params)
             seen += page["items"]
             cursor = page["next"]
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # stays: paces paging so inserts land between pages
             if not cursor:
                 break
         stop.set()
