@@ -106,9 +106,8 @@ async def test_killed_mid_batch_nothing_lost_nothing_twice(redis_server, key_pre
     try:
         for fraction in (0.2, 0.5):
             victim = Activity(redis_server.url, key_prefix, **slow).start()
-            await until(lambda v=victim, f=fraction: asyncio.sleep(
-                0, metrics(v.metrics())["events_seen_total"] >= f * len(log.events)),
-                timeout=60)
+            await until(lambda v=victim, f=fraction: metrics(v.metrics())["events_seen_total"]
+                        >= f * len(log.events), timeout=60)
             victim.kill()
         final = Activity(redis_server.url, key_prefix, **settings).start()
         survivors.append(final)
@@ -160,8 +159,8 @@ async def test_retention_trims_old_history_and_keeps_rollups(redis_server, key_p
     await write(redis, key_prefix, log.events)
     first = Activity(redis_server.url, key_prefix, activity_rollup_interval=1).start()
     try:
-        await until(lambda: asyncio.sleep(0, metrics(first.metrics())["events_recorded_total"]
-                                          == len(log.events)))
+        await until(lambda: metrics(first.metrics())["events_recorded_total"]
+                    == len(log.events))
 
         async def rolled() -> Any:
             s = await get(first, "/v1/analytics/summary", tenant="acme",
@@ -174,7 +173,7 @@ async def test_retention_trims_old_history_and_keeps_rollups(redis_server, key_p
     # The same data, now kept 7 days: the trim at start removes day -10's history only.
     second = Activity(redis_server.url, key_prefix, activity_retention_days=7).start()
     try:
-        await until(lambda: asyncio.sleep(0, metrics(second.metrics())["trims_total"] >= 1))
+        await until(lambda: metrics(second.metrics())["trims_total"] >= 1)
         assert metrics(second.metrics())["trimmed_entries_total"] == 4 + 2  # user + room entries
         items = (await get(second, "/v1/activity/users/ada", tenant="acme"))["items"]
         assert sorted({e["ts"] // DAY * DAY for e in items}) == [days[5], days[1]]
@@ -200,8 +199,7 @@ async def test_pagination_is_stable_under_concurrent_inserts(redis_server, key_p
     await write(redis, key_prefix, log.events)
     service = Activity(redis_server.url, key_prefix, activity_sweep_interval=0).start()
     try:
-        await until(lambda: asyncio.sleep(
-            0, metrics(service.metrics())["events_recorded_total"] == 301))
+        await until(lambda: metrics(service.metrics())["events_recorded_total"] == 301)
         original = {e["id"] for e in log.events}
         stop = asyncio.Event()
 
