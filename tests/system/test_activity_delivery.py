@@ -106,9 +106,8 @@ async def test_killed_mid_batch_nothing_lost_nothing_twice(redis_server, key_pre
     try:
         for fraction in (0.2, 0.5):
             victim = Activity(redis_server.url, key_prefix, **slow).start()
-            await until(lambda v=victim, f=fraction: asyncio.sleep(
-                0, metrics(v.metrics())["events_seen_total"] >= f * len(log.events)),
-                timeout=60)
+            await until(lambda v=victim, f=fraction: metrics(v.metrics())["events_seen_total"]
+                        >= f * len(log.events), timeout=60)
             victim.kill()
         final = Activity(redis_server.url, key_prefix, **settings).start()
         survivors.append(final)
@@ -125,11 +124,10 @@ async def test_killed_mid_batch_nothing_lost_nothing_twice(redis_server, key_pre
         print(f"claimed {m['stream_claimed_total']:.0f}, "
               f"found already recorded {m['events_duplicate_total']:.0f}")
         want = expected(log, users, rooms, per_conn)
-        deadline = time.monotonic() + 30  # roll-ups catch up within a few ticks
-        while (got := await state(final, redis, key_prefix, users, rooms, start)) != want:
-            if time.monotonic() > deadline:
-                assert got == want
-            await asyncio.sleep(0.2)
+        async def caught_up() -> bool:  # roll-ups catch up within a few ticks
+            return await state(final, redis, key_prefix, users, rooms, start) == want
+
+        await until(caught_up, timeout=30, interval=0.2)
         # Every entry delivered again (the group rewound: redelivery of recorded, acknowledged
         # entries), then the whole log re-sent as new entries (a gateway re-sending).
         before = metrics(final.metrics())["events_duplicate_total"]
@@ -138,6 +136,8 @@ async def test_killed_mid_batch_nothing_lost_nothing_twice(redis_server, key_pre
         await until(drained, timeout=60)
         m = metrics(final.metrics())
         assert m["events_duplicate_total"] - before == 2 * len(log.events)
+        # Stays a sleep: it proves a roll-up tick (interval 1 s) changes nothing, so there is
+        # no event to poll for.
         await asyncio.sleep(1.5)  # a roll-up tick
         assert await state(final, redis, key_prefix, users, rooms, start) == want
     finally:
@@ -159,8 +159,8 @@ async def test_retention_trims_old_history_and_keeps_rollups(redis_server, key_p
     await write(redis, key_prefix, log.events)
     first = Activity(redis_server.url, key_prefix, activity_rollup_interval=1).start()
     try:
-        await until(lambda: asyncio.sleep(0, metrics(first.metrics())["events_recorded_total"]
-                                          == len(log.events)))
+        await until(lambda: metrics(first.metrics())["events_recorded_total"]
+                    == len(log.events))
 
         async def rolled() -> Any:
             s = await get(first, "/v1/analytics/summary", tenant="acme",
@@ -173,7 +173,7 @@ async def test_retention_trims_old_history_and_keeps_rollups(redis_server, key_p
     # The same data, now kept 7 days: the trim at start removes day -10's history only.
     second = Activity(redis_server.url, key_prefix, activity_retention_days=7).start()
     try:
-        await until(lambda: asyncio.sleep(0, metrics(second.metrics())["trims_total"] >= 1))
+        await until(lambda: metrics(second.metrics())["trims_total"] >= 1)
         assert metrics(second.metrics())["trimmed_entries_total"] == 4 + 2  # user + room entries
         items = (await get(second, "/v1/activity/users/ada", tenant="acme"))["items"]
         assert sorted({e["ts"] // DAY * DAY for e in items}) == [days[5], days[1]]
@@ -199,8 +199,7 @@ async def test_pagination_is_stable_under_concurrent_inserts(redis_server, key_p
     await write(redis, key_prefix, log.events)
     service = Activity(redis_server.url, key_prefix, activity_sweep_interval=0).start()
     try:
-        await until(lambda: asyncio.sleep(
-            0, metrics(service.metrics())["events_recorded_total"] == 301))
+        await until(lambda: metrics(service.metrics())["events_recorded_total"] == 301)
         original = {e["id"] for e in log.events}
         stop = asyncio.Event()
 
@@ -211,7 +210,7 @@ async def test_pagination_is_stable_under_concurrent_inserts(redis_server, key_p
                 late = base + 1000 + random.randrange(60)
                 log.add("status", NOW + n if n % 2 else late, "p1", status="busy")
                 await write(redis, key_prefix, log.events[-1:])
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # stays: paces the concurrent inserts
 
         writer = asyncio.create_task(insert())
         seen: list[dict[str, Any]] = []
@@ -223,7 +222,7 @@ async def test_pagination_is_stable_under_concurrent_inserts(redis_server, key_p
             page = await get(service, "/v1/activity/users/pager", **params)
             seen += page["items"]
             cursor = page["next"]
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # stays: paces paging so inserts land between pages
             if not cursor:
                 break
         stop.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import signal
@@ -21,6 +22,7 @@ from goldwire.cli.services import SERVICE_KINDS, ServiceKind, available_kinds
 from goldwire.cli.supervisor import Supervisor
 from goldwire.cli.tokens import mint_token, split_patterns
 from goldwire.cli.up import run_up
+from tests.support import until
 
 # 32+ bytes: PyJWT warns about shorter HS256 keys.
 SECRET = "test-secret-0123456789abcdef-0123456789"
@@ -139,10 +141,7 @@ def test_supervisor_escalates_to_sigkill_after_grace(tmp_path):
     supervisor = Supervisor(out=io.StringIO())
     polite = supervisor.start("polite", [sys.executable, "-c", "import time; time.sleep(60)"], {})
     stubborn_child = supervisor.start("stubborn", [sys.executable, "-c", stubborn], {})
-    deadline = time.monotonic() + 20
-    while not ready.exists():
-        assert time.monotonic() < deadline, "child never became ready"
-        time.sleep(0.02)
+    asyncio.run(until(ready.exists, timeout=20, interval=0.02))  # the child ignores SIGTERM now
     assert supervisor.first_exited() is None
     supervisor.shutdown(grace=0.5, poll=0.05)
     assert polite.proc.returncode == -signal.SIGTERM

@@ -91,6 +91,8 @@ def _start_gateway(redis_url: str, key_prefix: str, log_path: Path) -> tuple[sub
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "goldwire.cli", "gateway"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
+    # Already a poll, not a guessed sleep; kept rather than `until` because this sync fixture
+    # helper must hand back a gateway that exited (its port was taken) so the fixture retries.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:

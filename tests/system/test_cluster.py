@@ -71,7 +71,7 @@ async def test_kill_9_then_reconnect_elsewhere_misses_nothing(pair) -> None:
                 resp = await http.post("/v1/publish", json={
                     "room": r, "type": "document_update", "data": {"seq": i}})
                 assert resp.status_code == 200
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.005)  # stays: paces the stream so the kill lands mid-way
 
     publisher = asyncio.create_task(publish_all())
     while len(seen) < 60:

@@ -9,16 +9,12 @@ a failed record can be neither handled nor set aside), /healthz and /readyz are 
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-
 import httpx
 import pytest
 from redis.asyncio import Redis
 
 from goldwire.protocol.keys import Keys
-from tests.support import Activity, Client, Gateway, Presence, Sessions, token
+from tests.support import Activity, Client, Gateway, Presence, Sessions, token, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -30,13 +26,6 @@ BAD = {"id": "bad-1", "kind": "join", "node": "n-bad", "conn": "c-bad", "seq": "
 async def status(url: str) -> int:
     async with httpx.AsyncClient() as http:
         return (await http.get(url)).status_code
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 async def test_a_bad_record_is_dead_lettered_and_the_stream_goes_on(redis_server,
@@ -63,13 +52,13 @@ async def test_a_bad_record_is_dead_lettered_and_the_stream_goes_on(redis_server
             async def session_has_room() -> bool:
                 got = (await http.get("/v1/users/ada/bootstrap", params={"session": sid}))
                 return [r["room"] for r in got.json()["session"]["rooms"]] == ["doc:dl"]
-            await eventually(session_has_room)
+            await until(session_has_room, timeout=15, interval=0.1)
         async with activity.api() as http:
             async def recorded() -> bool:
                 got = await http.get("/v1/activity/rooms/doc:dl")
                 assert got.status_code == 200, got.text  # the bad bytes never got in
                 return [i["user"] for i in got.json()["items"]] == ["ada"]
-            await eventually(recorded)
+            await until(recorded, timeout=15, interval=0.1)
 
         dead = await redis.xrange(keys.dead_letters())
         groups = {f[b"dead_group"].decode(): f for _, f in dead}
@@ -105,7 +94,7 @@ async def test_a_dead_consumer_loop_fails_health(redis_server, key_prefix) -> No
 
         async def unhealthy() -> bool:
             return await status(presence.http + "/healthz") == 503
-        await eventually(unhealthy)
+        await until(unhealthy, timeout=15, interval=0.1)
         assert await status(presence.http + "/readyz") == 503
         assert presence.proc is not None and presence.proc.poll() is None  # it answers,
         # but consumes nothing: the orchestrator has to restart it.
@@ -136,12 +125,12 @@ async def test_jobs_skip_a_bad_entry_and_do_the_rest(redis_server, key_prefix) -
             async with presence.api() as http:
                 got = (await http.get("/v1/presence/rooms/doc:j")).json()
             return [m["user"]["id"] for m in got["members"]] == ["obs"]
-        await eventually(eve_left)
+        await until(eve_left, timeout=15, interval=0.1)
 
         async def eve_expired() -> bool:
             async with sessions.api() as http:
                 return (await http.get("/v1/users/eve/sessions")).json()["sessions"] == []
-        await eventually(eve_expired)
+        await until(eve_expired, timeout=15, interval=0.1)
         assert await redis.zrange(keys.presence_due(), 0, -1) == []
         assert await redis.zscore(keys.session_expiry(), b"\xff") is None
         await observer.close()

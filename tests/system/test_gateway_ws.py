@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.support import API_KEY, Client, Gateway, RawClient, token
+from tests.support import API_KEY, Client, Gateway, RawClient, token, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -243,7 +244,14 @@ async def test_slow_consumer_is_cut_off_4009_and_never_delays_others(gateway, by
     slow = RawClient(gateway.port)
     slow.send_text(json.dumps({"op": "connect", "token": token("slow"), "rooms": [{"room": r}]}))
     fast = await Client.open(gateway.url, token("fast"), rooms=[{"room": r}])
-    await asyncio.sleep(0.2)
+
+    def slow_joined() -> bool:  # its connect reply (rooms joined) arrived; peeking reads nothing
+        try:
+            return b"system_message" in slow.sock.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+
+    await until(slow_joined, timeout=5)
     blob = "y" * 20000
     # 2 MB in bursts of 200 KB through the backend API: past the kernel buffers
     # (socket_send_buffer 256 KiB) and max_outbound_bytes (512 KiB) of a socket that does

@@ -45,7 +45,7 @@ async def test_two_prefixes_run_their_own_cron_jobs(redis_server, key_prefix) ->
             seen |= {k.decode() async for k in redis.scan_iter(match="arq:*", count=1000)}
             seen |= {k.decode() for p in prefixes
                      async for k in redis.scan_iter(match=f"{p}:activity:arq*", count=1000)}
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # stays: a 5 s observation window, sampled
         after = [counter(p.metrics(), "rollups_total") for p in procs]
         # Both ran (about) one rollup a second: neither took the other's ticks.
         assert all(a - b >= 3 for a, b in zip(after, before, strict=True)), (before, after)

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from goldwire.protocol.keys import Keys
-from tests.support import API_KEY, Client, Gateway, RawClient, token
+from tests.support import API_KEY, Client, Gateway, RawClient, token, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -23,13 +23,6 @@ async def events(redis_url: str, prefix: str) -> list[dict[str, str]]:
     entries = await client.xrange(Keys(prefix).events())
     await client.aclose()
     return [fields for _, fields in entries]
-
-
-async def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_sigterm_drains_with_4012_and_exits(redis_server, key_prefix) -> None:
@@ -63,7 +56,7 @@ async def test_dead_socket_is_closed_by_heartbeat_and_reported(redis_server, key
             return any(e["kind"] == "disconnect" and e["user"] == "dead"
                        for e in await events(redis_server.url, key_prefix))
 
-        await wait_for(dead_reported)
+        await until(dead_reported, timeout=5)
         assert "goldwire_gateway_heartbeat_timeouts_total 1" in gw.metrics()
         assert (await alive.ok("ping")) == {"pong": True}
         await alive.close()
@@ -86,7 +79,7 @@ async def test_event_stream_carries_what_services_need(redis_server, key_prefix)
             kinds = [e["kind"] for e in await events(redis_server.url, key_prefix)]
             return kinds[-6:] == ["connect", "join", "status", "publish", "leave", "disconnect"]
 
-        await wait_for(all_there)
+        await until(all_there, timeout=5)
         stream = (await events(redis_server.url, key_prefix))[-6:]
         conn_id = c.connected["data"]["conn_id"]
         assert all(e["conn"] == conn_id and e["user"] == "ev" and e["tenant"] == "acme"
@@ -124,7 +117,7 @@ async def test_redis_restart_heals_without_a_restart_of_the_gateway(redis_server
             async with httpx.AsyncClient() as http:
                 return (await http.get(gw.http + "/readyz")).status_code == 200
 
-        await wait_for(ready, 15)
+        await until(ready, timeout=15)
         sent = await a.ok("publish", room=room, type="user_message", data={"n": 1})
         msg = await b.recv_type("user_message")
         assert msg["data"] == {"n": 1} and msg["offset"] == sent["offset"]

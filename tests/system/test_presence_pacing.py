@@ -114,6 +114,7 @@ async def test_joins_into_a_paced_room_arrive_together_after_the_interval(redis)
         due = pacer.next_due()
         assert due is not None and due - now_ms() <= 40
         assert eng.flush_deferred.is_set()
+        # Stays a sleep: the test plays the service's timer, which fires at `due`.
         await asyncio.sleep(max(0, due - now_ms()) / 1000)
         now = now_ms()
         await eng.flush_paced(pacer.take_due(now), now)  # what the service's timer does
@@ -141,7 +142,7 @@ async def test_a_deferred_flush_survives_the_process_that_deferred_it(redis) -> 
         del paced  # dies before its deferred flush: the due set still knows
         other = PresenceEngine(redis, keys, grace_ms=0, tombstone_ttl=600)
         assert await other.expire_due(now_ms()) == []  # not due yet
-        await asyncio.sleep(0.06)
+        await asyncio.sleep(0.06)  # stays: the clock must pass the deferral's due time
         await other.expire_due(now_ms())  # what the sweeper's job does every second
         (diff,) = [f[3] for f in await wire.drain() if f[0] == "diff"]
         assert ids(diff["joins"]) == ["late"]

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import Client, Gateway, Presence, free_port, token
+from tests.support import Client, Gateway, Presence, free_port, token, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -106,11 +106,8 @@ class Receiver:
                        status: int = 200, timeout: float = 20) -> None:
         """Until every expected change (a subset of its fields) was answered `status`
         at least `attempts` times (by default: until each was accepted)."""
-        async with asyncio.timeout(timeout):
-            while True:  # the receiver is a thread: poll what it recorded
-                if self._seen(expected, attempts, status):
-                    return
-                await asyncio.sleep(0.05)
+        # The receiver is a thread: poll what it recorded.
+        await until(lambda: self._seen(expected, attempts, status), timeout=timeout)
 
     def _seen(self, expected: list[dict[str, Any]], attempts: int, status: int) -> bool:
         got = [d.change for d in self.attempts(status)]

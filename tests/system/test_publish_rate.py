@@ -63,6 +63,7 @@ async def test_a_tenant_over_its_rate_gets_429_on_every_gateway(
     # Other tenants have their own budget (and `default` is a tenant like any other).
     assert (await b.post("/v1/publish", json=room("globex"))).status_code == 200
     assert (await b.post("/v1/publish", json={"room": "doc:1", "data": {}})).status_code == 200
+    # Stays a sleep: waiting exactly what Retry-After promised is what proves the header right.
     await asyncio.sleep(retry)  # what Retry-After promised
     assert (await a.post("/v1/publish", json=room(n=100))).status_code == 200
     for c in (a, b):

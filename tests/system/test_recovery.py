@@ -44,6 +44,7 @@ async def test_rejoin_with_since_while_messages_keep_coming(gateway) -> None:
     first = await publish(gateway, r, range(10))
     client = await Client.open(gateway.url, token())
     flood = asyncio.create_task(publish(gateway, r, range(10, 40)))
+    # Stays a sleep: it only lets the flood start, so the join races it (nothing to wait for).
     await asyncio.sleep(0.02)  # publishes are in flight while the join replays
     reply = await client.ok("join", room=r, since=first[4])
     assert reply["recovered"] is True

@@ -7,15 +7,13 @@ HTTP to real processes fed by a real gateway.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import API_KEY, Activity, Client, Gateway, Presence, Sessions, token
+from tests.support import API_KEY, Activity, Client, Gateway, Presence, Sessions, token, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -33,13 +31,6 @@ def stack(redis_server, key_prefix) -> Iterator[dict[str, Any]]:
     yield procs
     for proc in procs.values():
         proc.terminate()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 async def test_presence_routes(stack) -> None:
@@ -109,7 +100,7 @@ async def test_activity_routes(stack) -> None:
             got = await http.get(f"/v1/activity/rooms/{ROOM}")
             return {i.get("user") for i in got.json()["items"]} >= {USER, "x/summary"}
 
-        await eventually(recorded)
+        await until(recorded, timeout=15, interval=0.1)
         for room in SPELLINGS[ROOM]:
             got = await http.get(f"/v1/activity/rooms/{room}", params={"type": "join"})
             assert {i["user"] for i in got.json()["items"]} == {USER, "x/summary"}, got.text

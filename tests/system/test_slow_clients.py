@@ -63,6 +63,7 @@ async def test_the_gateway_drops_slow_and_silent_connections(redis_server, key_p
             for s in group:
                 s.close()
         assert time.monotonic() - started < DEADLINE + 4
+        # Stays a sleep: proving the socket is NOT dropped means waiting out the deadline.
         await asyncio.sleep(DEADLINE + 0.2)  # past the deadline: the socket lives on
         assert (await ws.ok("ping")) == {"pong": True}
         async with httpx.AsyncClient() as http:

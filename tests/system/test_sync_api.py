@@ -3,7 +3,6 @@ auth, tenant isolation, a stopped service, and generated input that never yields
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import API_KEY, Client, Gateway, Presence, Sessions, token
+from tests.support import API_KEY, Client, Gateway, Presence, Sessions, token, until
 
 ENDPOINTS = [
     ("GET", "/v2/sync/bootstrap", None),
@@ -75,11 +74,17 @@ async def test_bootstrap_gives_a_page_everything_in_one_call(stack, http) -> Non
     await c.ok("session", state={"tab": "notes"})
     await c.ok("prefs", values={"lang": "fr"}, version=0)
     await publish(gw, {"user": user, "type": "notification", "data": {"t": 1}})
-    await asyncio.sleep(0.3)  # the join reaches the services
-    resp = await http.get("/v2/sync/bootstrap", params={"rooms": "doc:boot"},
-                          headers=bearer(token(user, name="Bo"), **{"X-Goldwire-Session": sid}))
-    data = resp.json()
-    assert resp.status_code == 200, data
+
+    async def joined() -> dict | None:  # the join reaches the services (sessions, presence)
+        resp = await http.get("/v2/sync/bootstrap", params={"rooms": "doc:boot"},
+                              headers=bearer(token(user, name="Bo"),
+                                             **{"X-Goldwire-Session": sid}))
+        data = resp.json()
+        assert resp.status_code == 200, data
+        seen = data["session"]["rooms"] and data["presence"].get("doc:boot", {}).get("members")
+        return data if seen else None
+
+    data = await until(joined, timeout=10)
     assert data["user"] == {"id": user, "name": "Bo"} and data["tenant"] == "default"
     assert data["session"]["id"] == sid and data["session"]["state"] == {"tab": "notes"}
     assert data["session"]["rooms"][0]["room"] == "doc:boot"
@@ -215,12 +220,12 @@ async def test_api_use_is_recorded_for_the_activity_service(stack, http, redis_s
     assert (await http.get("/v2/sync/preferences")).status_code == 401
     client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        for _ in range(50):
+        async def recorded() -> list[dict[str, str]] | None:
             entries = [f for _, f in await client.xrange(Keys(gw.prefix).events())
                        if f.get("kind") == "api" and f.get("route") == "/v2/sync/preferences"]
-            if any(e.get("user") == user for e in entries):
-                break
-            await asyncio.sleep(0.05)
+            return entries if any(e.get("user") == user for e in entries) else None
+
+        entries = await until(recorded, timeout=2.5)
     finally:
         await client.aclose()
     mine = [e for e in entries if e.get("user") == user]
@@ -239,11 +244,11 @@ async def test_own_activity_through_the_gateway(redis_server, key_prefix) -> Non
         await c.ok("publish", room="doc:act", type="user_message", data={})
         await c.close()
         async with httpx.AsyncClient(base_url=gw.http, timeout=10) as http:
-            for _ in range(100):
+            async def recorded() -> dict | None:
                 data = (await http.get("/v2/sync/activity", headers=bearer(token(user)))).json()
-                if len(data.get("items", [])) >= 4:
-                    break
-                await asyncio.sleep(0.1)
+                return data if len(data.get("items", [])) >= 4 else None
+
+            data = await until(recorded, timeout=10, interval=0.1)
             kinds = [item["kind"] for item in data["items"]]
             assert kinds[:4] == ["disconnect", "publish", "join", "connect"]  # newest first
             other = (await http.get("/v2/sync/activity", headers=bearer(token("someone")))).json()

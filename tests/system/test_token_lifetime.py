@@ -55,7 +55,7 @@ async def test_refresh_keeps_the_connection_past_the_old_expiry(gateway) -> None
     while time.time() < deadline:  # outlive the first token, using the socket meanwhile
         assert (await client.ok("ping")) == {"pong": True}
         await client.ws.ping()
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # stays: paces the pings while the old token runs out
     sent = await client.ok("publish", room="doc:r", type="user_message", data={"n": 1})
     assert (await client.recv_type("user_message"))["offset"] == sent["offset"]
     assert "goldwire_gateway_tokens_refreshed_total 1" in gateway.metrics()
@@ -105,7 +105,7 @@ async def test_the_python_client_refreshes_by_itself_through_a_token_callback(ga
     deadline = time.time() + 8
     while time.time() < deadline:
         await client.ping()
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.25)  # stays: keeping the socket 8 s is the point; paces the pings
     assert client.refreshes >= 2 and len(minted) == client.refreshes + 1
     assert client.expires_at is not None and client.expires_at > first_expiry + 4
     offset = await client.publish("doc:auto", "user_message", {"n": 1})
@@ -136,6 +136,6 @@ async def test_a_failing_token_callback_is_retried_while_the_token_lasts(gateway
     deadline = time.time() + 6
     while time.time() < deadline:
         await client.ping()
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.25)  # stays: outliving the failed refresh is the point
     assert calls >= 3 and client.refreshes >= 1
     await client.close()

@@ -13,7 +13,7 @@ import websockets
 from redis.asyncio import Redis
 
 from goldwire.protocol.keys import Keys
-from tests.support import Client, Gateway, Presence, token
+from tests.support import Client, Gateway, Presence, token, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -43,14 +43,6 @@ async def counts(redis: Redis, prefix: str, user: str) -> dict[str, int]:
     return {k.decode(): int(v) for k, v in raw.items()}
 
 
-async def wait_for(check, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(0.05)
-
-
 async def test_the_limit_holds_across_gateways_and_a_refusal_counts_nothing(
         pair, redis_server, key_prefix) -> None:
     gw1, gw2 = pair
@@ -72,13 +64,13 @@ async def test_the_limit_holds_across_gateways_and_a_refusal_counts_nothing(
     assert await other.ok("send", user="ada", data={"hi": 1}) == {"delivered": 2}
     # Closing one frees its slot, on whichever gateway.
     await b.close()
-    await wait_for(lambda: _equals(counts(redis, key_prefix, "ada"), {"gw-0": 1}))
+    await until(lambda: _equals(counts(redis, key_prefix, "ada"), {"gw-0": 1}), timeout=10)
     c = await Client.open(gw2.url, token("ada"))
     assert c.connected["type"] == "system_message"
     for client in (a, c, other, elsewhere):
         await client.close()
-    await wait_for(lambda: _equals(redis.exists(Keys(key_prefix).user_nodes("default", "ada")),
-                                   0))
+    await until(lambda: _equals(redis.exists(Keys(key_prefix).user_nodes("default", "ada")),
+                                   0), timeout=10)
     await redis.aclose()
 
 
@@ -94,11 +86,12 @@ async def test_count_hashes_expire_but_not_while_the_user_is_connected(
     try:
         a = await Client.open(gw.url, token("ada"))
         assert 0 < await redis.pttl(key) <= 2000
+        # Stays a sleep: outliving the TTL is what proves the node keeps refreshing it.
         await asyncio.sleep(4)  # twice the TTL: the node refreshed it meanwhile
         assert 0 < await redis.pttl(key) <= 2000
         assert await redis.hgetall(key) != {}
         await a.close()
-        await wait_for(lambda: _equals(redis.exists(key), 0))  # empty: deleted, not zero
+        await until(lambda: _equals(redis.exists(key), 0), timeout=10)  # empty: deleted, not zero
     finally:
         gw.kill()
         await redis.aclose()
@@ -115,10 +108,10 @@ async def test_kill_9_the_sweep_frees_the_dead_gateways_slots(
         assert (await connect_refused(gw1.url, token("ada")))[0] == 4029
         # Presence must have seen the connect on gw-1 before it can sweep it.
         key = Keys(key_prefix).presence_node_conns("gw-1")
-        await wait_for(lambda: _equals(redis.scard(key), 1))
+        await until(lambda: _equals(redis.scard(key), 1), timeout=10)
         gw2.kill()
         # The sweep (not a connect) removes the dead gateway's field ...
-        await wait_for(lambda: _equals(counts(redis, key_prefix, "ada"), {"gw-0": 1}))
+        await until(lambda: _equals(counts(redis, key_prefix, "ada"), {"gw-0": 1}), timeout=10)
         # ... so the user may connect again.
         again = await Client.open(gw1.url, token("ada"))
         assert again.connected["type"] == "system_message"
@@ -140,7 +133,9 @@ async def test_kill_9_without_any_sweep_a_connect_heals_the_count(
     # Refused while gw-1's liveness key lives (it might only be slow) ...
     assert (await connect_refused(gw1.url, token("ada")))[0] == 4029
     # ... then, once it has lapsed, the connect ignores and deletes the dead node's field.
-    await wait_for(lambda: _equals(redis.exists(Keys(key_prefix).node_alive("gw-1")), 0))
+    await until(lambda: _equals(redis.exists(Keys(key_prefix).node_alive("gw-1")), 0), timeout=10)
+    # Stays a sleep: gw-0's cached view of the live nodes is internal, and the only outside
+    # probe is a connect, which is what this test checks.
     await asyncio.sleep(0.5)  # and gw-0's view of the live nodes moved on
     again = await Client.open(gw1.url, token("ada"))
     assert again.connected["type"] == "system_message"
