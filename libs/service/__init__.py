@@ -12,7 +12,7 @@ from goldwire.service.http import (
 )
 from goldwire.service.jobs import cron_name, each_record, job_id, run_supervised
 from goldwire.service.process import freeze_startup_heap, run_service
-from goldwire.service.scripts import queue_script, run_loading_scripts
+from goldwire.store.lua import run_loading_scripts
 
 __all__ = [
     "add_health_routes",
@@ -24,7 +24,6 @@ __all__ = [
     "freeze_startup_heap",
     "job_id",
     "prometheus_text",
-    "queue_script",
     "redis_clients",
     "redis_from_url",
     "run_loading_scripts",

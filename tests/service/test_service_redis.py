@@ -7,8 +7,9 @@ import pytest
 from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
-from goldwire.service import queue_script, redis_from_url, run_loading_scripts
+from goldwire.service import redis_from_url, run_loading_scripts
 from goldwire.service.clients import HiredisConnection
+from goldwire.store.lua import BoundScript, parse
 
 ARGS = [
     ("SET", "k", "v"), ("EVALSHA", "abc", 2, "k1", b"k2", 1.5, 3, "é", -7),
@@ -49,15 +50,16 @@ async def test_clients_round_trip_commands_pipelines_and_blocking_reads(redis_se
 
 async def test_pipelined_scripts_are_loaded_again_after_a_script_flush(redis_server) -> None:
     redis = redis_from_url(redis_server.url)
-    incr = redis.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    incr = BoundScript(parse("incr.lua", "-- KEYS[1] counter\n-- ARGV[1] by\n"
+                                         "return redis.call('INCRBY', KEYS[1], ARGV[1])"), redis)
     runs = 0
 
     async def operation() -> list:
         nonlocal runs
         runs += 1
         pipe = redis.pipeline(transaction=False)
-        queue_script(pipe, incr, ["gwtest:scripted"], [2])
-        queue_script(pipe, incr, ["gwtest:scripted"], [3])
+        incr.queue(pipe, counter="gwtest:scripted", by=2)
+        incr.queue(pipe, counter="gwtest:scripted", by=3)
         return await pipe.execute()
 
     try:
