@@ -88,11 +88,12 @@ def event_fields(kind: str, event_id: str, node: str, ts: int, **fields: Any) ->
 
 
 def parse_event(raw: dict[bytes, bytes]) -> StreamEvent:
-    """A stream entry as a StreamEvent, or MalformedEvent."""
-    try:
-        f = {k.decode(): v.decode() for k, v in raw.items()}
-    except UnicodeDecodeError:
-        raise MalformedEvent("not UTF-8") from None
+    """A stream entry as a StreamEvent, or MalformedEvent (the consumer skips it).
+
+    Bytes that are not UTF-8 raise UnicodeDecodeError instead: no gateway writes
+    them, so the consumer's failure path keeps the entry as a dead letter to look at.
+    """
+    f = {k.decode(): v.decode() for k, v in raw.items()}
     kind = f.get("kind", "")
     if kind not in KINDS:
         raise MalformedEvent(f"unknown kind {kind!r}")

@@ -58,11 +58,15 @@ def test_empty_values_are_left_out() -> None:
     {b"kind": b"join", b"id": b"e", b"ts": b"1"},  # no connection
     {b"kind": b"connect", b"conn": b"c", b"user": b"u", b"seq": b"x"},
     {b"kind": b"disconnect", b"conn": b"c", b"user": b"u", b"rooms": b"[not json"},
-    {b"kind": b"join", b"conn": b"\xff", b"user": b"u"},
 ])
 def test_malformed_entries_are_refused(raw: dict[bytes, bytes]) -> None:
     with pytest.raises(MalformedEvent):
         parse_event(raw)
+
+
+def test_bytes_no_writer_makes_fail_loudly_so_the_entry_is_dead_lettered() -> None:
+    with pytest.raises(UnicodeDecodeError):
+        parse_event({b"kind": b"join", b"conn": b"c", b"user": b"\xff\xfe"})
 
 
 @pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.id)

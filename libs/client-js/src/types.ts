@@ -115,12 +115,16 @@ export interface PresenceMember {
   connections: number;
   meta: Json;
 }
+/** The whole room at `version`; later diffs carry higher versions. */
 export interface PresenceState {
   kind: "state";
+  version: number;
   members: PresenceMember[];
 }
+/** What changed to reach `version`; a diff not above the state's version is old. */
 export interface PresenceDiff {
   kind: "diff";
+  version: number;
   joins?: PresenceMember[];
   leaves?: PresenceMember[];
   updates?: PresenceMember[];
