@@ -29,6 +29,7 @@ adds a name.
 from __future__ import annotations
 
 import hashlib
+import keyword
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -63,17 +64,17 @@ class LuaScript:
 
     def split(self, named: dict[str, Any]) -> tuple[list[Any], list[Any]]:
         """KEYS and ARGV in header order from the caller's named values."""
-        expected = len(self.keys) + len(self.args)
-        if len(named) != expected:
-            missing = set(self.keys + self.args) - named.keys()
-            extra = named.keys() - set(self.keys + self.args)
-            raise TypeError(f"{self.name}: missing {sorted(missing)}, unexpected {sorted(extra)}")
         try:
-            keys = _ordered(named, self.keys, self.variadic_keys)
-            args = _ordered(named, self.args, self.variadic_args)
-        except KeyError as exc:
-            raise TypeError(f"{self.name}: missing {exc.args[0]!r}") from None
-        return keys, args
+            if len(named) == len(self.keys) + len(self.args):
+                if not (self.variadic_keys or self.variadic_args):  # the hot path
+                    return [named[n] for n in self.keys], [named[n] for n in self.args]
+                return (_ordered(named, self.keys, self.variadic_keys),
+                        _ordered(named, self.args, self.variadic_args))
+        except KeyError:
+            pass
+        missing = set(self.keys + self.args) - named.keys()
+        extra = named.keys() - set(self.keys + self.args)
+        raise TypeError(f"{self.name}: missing {sorted(missing)}, unexpected {sorted(extra)}")
 
     def command(self, **named: Any) -> tuple[Any, ...]:
         """The call as a plain EVAL command (for queues that must survive a SCRIPT FLUSH)."""
@@ -137,6 +138,9 @@ class BoundScript:
         self.script = script
         self.redis = redis
         self.sha = script.sha
+        fast = _fast_queue(script)
+        if fast is not None:
+            self.queue = fast  # type: ignore[method-assign]
 
     async def __call__(self, **named: Any) -> Any:
         keys, args = self.script.split(named)
@@ -154,6 +158,25 @@ class BoundScript:
     async def load(self) -> None:
         """Put the script in Redis's cache (after a restart or SCRIPT FLUSH)."""
         self.sha = await self.redis.script_load(self.script.source)
+
+
+def _fast_queue(script: LuaScript) -> Callable[..., None] | None:
+    """`queue` for a script with no variadic entry as a function whose keyword-only
+    parameters are the header's names, so Python binds them with no dict or list built:
+    the generic path cost stream consumers ~2 µs more per call than positional
+    arguments (measured on ROOM_APPLY, two calls per presence event). Names are
+    identifiers (the header's pattern); a keyword-named header keeps the generic path."""
+    names = script.keys + script.args
+    if script.variadic_keys or script.variadic_args or not names or any(
+            keyword.iskeyword(n) or n in ("pipe", "_sha") for n in names):
+        return None
+    params = ", ".join(names)
+    source = (f"def queue(pipe, *, {params}):\n"
+              f"    pipe.evalsha(_sha, {len(script.keys)}, {params})\n")
+    namespace: dict[str, Any] = {"_sha": script.sha}
+    exec(source, namespace)  # the names come from a parsed header, checked above
+    queue: Callable[..., None] = namespace["queue"]
+    return queue
 
 
 def bind(redis: Any, package: str, filename: str) -> BoundScript:

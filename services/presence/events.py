@@ -14,7 +14,7 @@ _PRESENCE_KINDS_B = frozenset(k.encode() for k in PRESENCE_KINDS)
 STATUSES = frozenset({"online", "away", "busy"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every event read; frozen init costs 2x
 class GatewayEvent:
     kind: str
     node: str
