@@ -15,7 +15,7 @@ Objects and lists travel as JSON text; a field that is empty is left out.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from goldwire.protocol.names import DEFAULT_TENANT
@@ -64,7 +64,7 @@ class StreamEvent:
     route: str = ""
     code: str = ""
 
-    def fields(self) -> dict[str, Any]:
+    def entry(self) -> dict[str, Any]:
         """The entry `event_fields` writes for this event (tests, tools)."""
         extra = {k: getattr(self, k) for k in _OPTIONAL}
         extra["rooms"] = list(self.rooms) or None
@@ -72,8 +72,10 @@ class StreamEvent:
         return event_fields(self.kind, self.id, self.node, self.ts, **extra)
 
 
-_OPTIONAL = ("conn", "seq", "user", "tenant", "session", "name", "room", "status", "meta",
-             "type", "offset", "to", "source", "offsets", "method", "route", "code")
+_OPTIONAL = tuple(f.name for f in fields(StreamEvent)
+                  if f.name not in ("id", "kind", "node", "ts", "rooms", "replay"))
+# Fields taken from the entry as they are (`from __future__` makes annotations strings).
+_TEXT_FIELDS = frozenset(f.name for f in fields(StreamEvent) if f.type == "str")
 
 
 def event_fields(kind: str, event_id: str, node: str, ts: int, **fields: Any) -> dict[str, Any]:
@@ -126,8 +128,5 @@ def parse_event(raw: dict[bytes, bytes]) -> StreamEvent:
     return event
 
 
-_TEXT_FIELDS = frozenset({"id", "kind", "node", "conn", "user", "tenant", "session", "name",
-                          "room", "status", "type", "offset", "to", "source", "method",
-                          "route", "code"})
 _NEEDS_CONNECTION = frozenset({"connect", "disconnect", "join", "leave", "status",
                                "session_state"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from goldwire.gateway.framing import text_frame
@@ -43,21 +43,24 @@ def write_failed(transport: Transport, exc: Exception,
         pass
 
 
-def deliver_each(transports: Iterable[Transport], wire: bytes, payload: bytes,
+def deliver_each(transports: Collection[Transport], wire: bytes, payload: bytes,
                  drop: Callable[[Transport], None]) -> int:
-    """Write one framed message to each transport; returns how many writes were made."""
+    """Write one framed message to each transport; returns how many writes were made.
+
+    Failures are handled after the loop, since `drop` may change `transports`."""
     failed: list[tuple[Transport, Exception]] | None = None
-    count = 0
     for transport in transports:
         try:
             transport.deliver(wire, payload)
-            count += 1
         except Exception as exc:
             failed = failed or []
             failed.append((transport, exc))
-    for transport, exc in failed or ():
+    if failed is None:
+        return len(transports)
+    delivered = len(transports) - len(failed)  # before `drop` shrinks a members set
+    for transport, exc in failed:
         write_failed(transport, exc, drop)
-    return count
+    return delivered
 
 
 class LocalGroup:

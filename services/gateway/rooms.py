@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from goldwire.gateway.framing import text_frame
-from goldwire.gateway.groups import GroupTable, LocalGroup, write_failed
+from goldwire.gateway.groups import GroupTable, LocalGroup, deliver_each
 from goldwire.protocol.channels import ChannelMessageError, PresenceDiffNote, parse_room
 from goldwire.protocol.frames import state_frame
 from goldwire.protocol.messages import encode
@@ -89,9 +89,8 @@ class LocalRoom(LocalGroup):
     # --- presence -------------------------------------------------------------------
     def presence_diff(self, version: int, frame: bytes) -> None:
         """A diff goes to members that have their state and have not seen this version."""
-        wire = None
         seen = self.presence_seen
-        failed: list[tuple[Any, Exception]] | None = None
+        due = []
         for transport in self.members:
             last = seen.get(transport)
             if last is None:
@@ -100,14 +99,9 @@ class LocalRoom(LocalGroup):
                     waiting.append((version, frame))
             elif version > last:
                 seen[transport] = version
-                wire = wire or text_frame(frame)
-                try:
-                    transport.deliver(wire, frame)
-                except Exception as exc:  # one broken socket must not stop the diff
-                    failed = failed or []
-                    failed.append((transport, exc))
-        for transport, exc in failed or ():
-            write_failed(transport, exc, self.forget)
+                due.append(transport)
+        if due:  # the same guarded write as every fan-out (groups.deliver_each)
+            deliver_each(due, text_frame(frame), frame, self.forget)
 
     def presence_state(self, transport: Any, version: int, frame: bytes) -> None:
         """The full state for one member, then what it missed while waiting for it."""

@@ -43,7 +43,7 @@ def test_the_samples_cover_every_kind() -> None:
 
 @pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.id)
 def test_round_trip(event: StreamEvent) -> None:
-    assert parse_event(as_stream(event.fields())) == event
+    assert parse_event(as_stream(event.entry())) == event
 
 
 def test_empty_values_are_left_out() -> None:
@@ -71,7 +71,7 @@ def test_bytes_no_writer_makes_fail_loudly_so_the_entry_is_dead_lettered() -> No
 
 @pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.id)
 def test_activity_reads_what_the_writer_writes(event: StreamEvent) -> None:
-    packed = pack_fields(as_stream(event.fields()))
+    packed = pack_fields(as_stream(event.entry()))
     if event.kind == "session_state":  # UI state is not activity
         assert packed is None
     else:
@@ -79,7 +79,7 @@ def test_activity_reads_what_the_writer_writes(event: StreamEvent) -> None:
 
 
 def test_presence_keeps_its_kinds_with_status_and_meta_made_safe() -> None:
-    kinds = {e.kind for e in SAMPLES if presence_event(as_stream(e.fields())) is not None}
+    kinds = {e.kind for e in SAMPLES if presence_event(as_stream(e.entry())) is not None}
     assert kinds == {"connect", "disconnect", "join", "leave", "status"}
     odd = as_stream(event_fields("status", "e", "gw", 1, conn="c", user="u", seq=1,
                                  status="dancing", meta=[1, 2]))
