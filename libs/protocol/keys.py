@@ -131,6 +131,11 @@ class Keys:
         """Set of the rooms one connection is in."""
         return self.user_tag(tenant, user) + ":cr:" + conn
 
+    def user_rooms(self, tenant: str, user: str) -> str:
+        """Hash room -> how many of the user's live connections are in it: the rooms a
+        status change is shown in, read without walking each connection's set."""
+        return self.user_tag(tenant, user) + ":ur"
+
     def user_conn_gone(self, tenant: str, user: str, conn: str) -> str:
         """Tombstone: the connection disconnected; later-seen events of it are ignored."""
         return self.user_tag(tenant, user) + ":ug:" + conn
@@ -206,8 +211,9 @@ class Keys:
     # --- activity: everything of one tenant on one slot (`{a/<tenant>}`) -----------------
     # The activity service records a batch of a tenant's events in ONE Lua call, so all
     # of a tenant's activity keys share the tag (see services/activity/recorder.py for
-    # why). The Lua side builds the same names from ACTIVITY_PARTS, so this table is
-    # the only place the names are spelled.
+    # why). The scripts get the fixed keys built here in KEYS; the families RECORD makes
+    # inside the call (per user, room, connection, minute, hour) are spelled again in
+    # services/activity/activity_keys.lua, and a unit test holds the two equal.
     def activity_tag(self, tenant: str) -> str:
         return f"{self.prefix}:{{a/{tenant}}}"
 

@@ -55,28 +55,53 @@ async def rollup(ctx: dict[str, Any]) -> int:
     """Minute -> hour -> day: fold the minutes that changed, then recompute the distinct
     users of the days that changed. Returns how many counters moved."""
     service = ctx["service"]
-    settings, keys, redis = service.settings, service.keys, service.redis
-    hour_ttl = settings.retention_ms // 1000 + 2 * 86400
-    day_ttl = settings.activity_rollup_days * 86400
+    redis, keys = service.redis, service.keys
     moved = 0
     for tenant in await service.tenants():
-        tag = keys.activity_tag(tenant)
         dirty = keys.activity(tenant, "dirty_minutes")
         for minute, version in await redis.zrange(dirty, 0, -1, withscores=True,
                                                   score_cast_func=bytes):
             with each_record(f"rollup of minute {minute!r} ({tenant})", service.stats):
-                moved += int(await service.fold_minute(
-                    keys=[dirty], args=[tag, minute, version, hour_ttl, day_ttl]))
+                moved += await fold_minute(service, tenant, minute, version)
         dirty = keys.activity(tenant, "dirty_days")
         for day, version in await redis.zrange(dirty, 0, -1, withscores=True,
                                                score_cast_func=bytes):
             with each_record(f"users of day {day!r} ({tenant})", service.stats):
-                await service.users_day_script(
-                    keys=[dirty], args=[tag, day, version, settings.activity_exact_users,
-                                        day_ttl])
+                await users_day(service, tenant, day, version)
     service.stats["rollups"] += 1
     service.stats["rolled_up_counters"] += moved
     return moved
+
+
+async def fold_minute(service: Any, tenant: str, minute: bytes, version: bytes) -> int:
+    """FOLD_MINUTE on one dirty minute, every key it touches named; returns the
+    counters that moved."""
+    keys, settings, m = service.keys, service.settings, int(minute)
+    hour, day = m // 60, m // 1440
+    return int(await service.fold_minute(
+        dirty_minutes=keys.activity(tenant, "dirty_minutes"),
+        counts=keys.activity(tenant, "minute", m),
+        folded=keys.activity(tenant, "minute_folded", m),
+        hour=keys.activity(tenant, "hour", hour), day=keys.activity(tenant, "day", day),
+        rooms_hour=keys.activity(tenant, "rooms_hour", hour),
+        rooms_day=keys.activity(tenant, "rooms_day", day),
+        minute=minute, version=version,
+        hour_ttl=settings.hour_keys_ttl, day_ttl=settings.day_keys_ttl))
+
+
+async def users_day(service: Any, tenant: str, day: bytes, version: bytes) -> None:
+    """USERS_DAY on one dirty day: its 24 hours' user sets passed as keys."""
+    keys, settings, d = service.keys, service.settings, int(day)
+    hours = [key for h in range(d * 24, d * 24 + 24)
+             for key in (keys.activity(tenant, "users_hour_hll", h),
+                         keys.activity(tenant, "users_hour", h))]
+    await service.users_day_script(
+        dirty_days=keys.activity(tenant, "dirty_days"),
+        users_overflow=keys.activity(tenant, "users_overflow"),
+        users_day=keys.activity(tenant, "users_day", d),
+        users_day_hll=keys.activity(tenant, "users_day_hll", d), hours=hours,
+        day=day, version=version, exact_limit=settings.activity_exact_users,
+        day_ttl=settings.day_keys_ttl)
 
 
 async def trim_retention(ctx: dict[str, Any]) -> int:

@@ -20,6 +20,7 @@ from goldwire.activity import scripts
 from goldwire.activity.events import ActivityEvent, pack_fields
 from goldwire.activity.settings import ActivitySettings
 from goldwire.protocol.keys import Keys
+from goldwire.store.lua import BoundScript
 
 log = logging.getLogger("goldwire.activity.recorder")
 
@@ -55,13 +56,7 @@ class Recorder:
         self.redis = redis
         self.keys = keys
         self.settings = settings
-        self._record = redis.register_script(scripts.RECORD)
-
-    def _args(self, tenant: str, now_ms: int, packed: list[bytes]) -> list[str | int | bytes]:
-        s = self.settings
-        hour_ttl = s.retention_ms // 1000 + 2 * 86400
-        return [self.keys.activity_tag(tenant), now_ms, s.retention_ms, s.activity_exact_users,
-                s.activity_minute_ttl, s.activity_tombstone_ttl, hour_ttl, *packed]
+        self._record = BoundScript(scripts.RECORD, redis)
 
     def prepare(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> Prepared:
         """Pack stream entries into RECORD calls: chunks of one tenant (CPU only).
@@ -125,9 +120,14 @@ class Recorder:
         """One RECORD call; a script error (bad data) falls back to one event at a time
         and skips the culprit (events before it in the chunk may have been recorded:
         the duplicate check makes recording them again harmless)."""
-        slot_key = self.keys.activity(tenant, "last_active")
+        s = self.settings
         try:
-            reply = await self._record(keys=[slot_key], args=self._args(tenant, now, items))
+            reply = await self._record(
+                **{name: self.keys.activity(tenant, name) for name in scripts.RECORD.keys},
+                tag=self.keys.activity_tag(tenant), now=now,
+                retention=s.retention_ms, exact_limit=s.activity_exact_users,
+                minute_ttl=s.activity_minute_ttl, tomb_ttl=s.activity_tombstone_ttl,
+                hour_ttl=s.hour_keys_ttl, events=items)
             return RecordResult(*(int(x) for x in reply))
         except ResponseError:
             if len(items) == 1:

@@ -21,6 +21,7 @@ from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import MessageType
 from goldwire.service import cron_name, redis_clients, run_supervised
 from goldwire.service.base import BackgroundService
+from goldwire.store.lua import BoundScript
 from goldwire.store.rooms import RoomStore
 
 log = logging.getLogger("goldwire.activity")
@@ -36,8 +37,8 @@ class ActivityService(BackgroundService):
         self.redis, self._stream_redis = redis_clients(settings.redis_url)
         self.recorder = Recorder(self.redis, self.keys, settings)
         self.analytics = Analytics(self.redis, self.keys, settings.activity_exact_users)
-        self.fold_minute = self.redis.register_script(scripts.FOLD_MINUTE)
-        self.users_day_script = self.redis.register_script(scripts.USERS_DAY)
+        self.fold_minute = BoundScript(scripts.FOLD_MINUTE, self.redis)
+        self.users_day_script = BoundScript(scripts.USERS_DAY, self.redis)
         # Only publish() is used, with the stats room's own history size and ttl.
         self.rooms = RoomStore(self.redis, self.keys, settings.activity_stats_history,
                                STATS_TTL_MS // 1000, idempotency_window=0)

@@ -30,7 +30,16 @@ class ActivitySettings(ServiceSettings):
     activity_ready_max_lag: int = 200_000  # /readyz fails above this many unread events
     activity_tombstone_ttl: int = 86400  # seconds a connection's record outlives its disconnect
 
-
     @property
     def retention_ms(self) -> int:
         return int(self.activity_retention_days * 86_400_000)
+
+    @property
+    def hour_keys_ttl(self) -> int:
+        """Seconds hour roll-ups and hourly user sets live: the retention plus 2 days."""
+        return self.retention_ms // 1000 + 2 * 86400
+
+    @property
+    def day_keys_ttl(self) -> int:
+        """Seconds day roll-ups live."""
+        return self.activity_rollup_days * 86400

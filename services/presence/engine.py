@@ -122,6 +122,7 @@ class PresenceEngine:
                 conn_rooms=keys.user_conn_rooms(ev.tenant, ev.user, ev.conn),
                 gone=keys.user_conn_gone(ev.tenant, ev.user, ev.conn),
                 last_seen=keys.user_last_seen(ev.tenant, ev.user),
+                user_rooms=keys.user_rooms(ev.tenant, ev.user),
                 kind=ev.kind, conn=ev.conn, seq=ev.seq, status=ev.status, meta=ev.meta,
                 room=ev.room, ts=ev.ts or now, tomb_ttl=self.tombstone_ttl)
         users = [UserResult.parse(raw) for raw in await pipe.execute()]

@@ -3,9 +3,10 @@
 -- version bumped whenever that aggregate changes.
 -- KEYS[1] conns      the user's connections (hash conn -> seq|status|ts|meta)
 -- KEYS[2] version    the user's presence version (counter)
--- KEYS[3] conn_rooms this connection's rooms (set); its siblings share the key prefix
+-- KEYS[3] conn_rooms this connection's rooms (set)
 -- KEYS[4] gone       this connection's tombstone (set on disconnect)
 -- KEYS[5] last_seen  when the user was last online (ms)
+-- KEYS[6] user_rooms the rooms of the user's live connections (hash room -> connections)
 -- ARGV[1] kind       connect, join, leave, status or disconnect
 -- ARGV[2] conn       the connection id
 -- ARGV[3] seq        the event's per-connection sequence number
@@ -15,6 +16,9 @@
 -- ARGV[7] ts         the event's time (ms)
 -- ARGV[8] tomb_ttl   seconds a tombstone is kept
 local kind, conn, seq = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local function room_left(room)  -- one of the user's connections left `room`
+  if redis.call('HINCRBY', KEYS[6], room, -1) <= 0 then redis.call('HDEL', KEYS[6], room) end
+end
 local rank = {online = 3, busy = 2, away = 1}
 local function aggregate()
   local best, best_rank, meta, meta_ts = 'offline', 0, '{}', -1
@@ -41,6 +45,7 @@ elseif kind == 'disconnect' then
   redis.call('SET', KEYS[4], seq, 'EX', ARGV[8])
   redis.call('HDEL', KEYS[1], conn)
   conn_rooms = redis.call('SMEMBERS', KEYS[3])
+  for _, r in ipairs(conn_rooms) do room_left(r) end  -- once: the tombstone is set here
   redis.call('EXPIRE', KEYS[3], ARGV[8])
 else
   local cur = redis.call('HGET', KEYS[1], conn)
@@ -56,8 +61,13 @@ else
     if not cur then  -- seen before its connect: online until the connect says more
       redis.call('HSET', KEYS[1], conn, '0|online|0|{}')
     end
-    if kind == 'join' then redis.call('SADD', KEYS[3], ARGV[6])
-    else redis.call('SREM', KEYS[3], ARGV[6]) end
+    if kind == 'join' then
+      if redis.call('SADD', KEYS[3], ARGV[6]) == 1 then
+        redis.call('HINCRBY', KEYS[6], ARGV[6], 1)
+      end
+    elseif redis.call('SREM', KEYS[3], ARGV[6]) == 1 then
+      room_left(ARGV[6])
+    end
   end
 end
 local after, after_meta = aggregate()
@@ -72,13 +82,5 @@ end
 -- again when this event was applied here before, since a run that died after this
 -- script but before the rooms' (or a retried batch) finds the change already made.
 -- ROOM_STATUS takes a user version once, so showing it again changes nothing.
-if changed or again then
-  local prefix = string.sub(KEYS[3], 1, #KEYS[3] - #conn)
-  local seen = {}
-  for _, c in ipairs(redis.call('HKEYS', KEYS[1])) do
-    for _, r in ipairs(redis.call('SMEMBERS', prefix .. c)) do
-      if not seen[r] then seen[r] = true; table.insert(user_rooms, r) end
-    end
-  end
-end
+if changed or again then user_rooms = redis.call('HKEYS', KEYS[6]) end
 return {before, after, after_meta, version, conn_rooms, user_rooms}

@@ -228,6 +228,34 @@ def ids(members: list[dict]) -> list[str]:
     return [m["user"]["id"] for m in members]
 
 
+async def test_a_status_shows_in_the_rooms_of_every_remaining_tab(redis) -> None:
+    eng = engine(redis)
+
+    def ev(conn: str, seq: int, kind: str, **kw: object) -> GatewayEvent:
+        return GatewayEvent(kind=kind, node="n", conn=conn, seq=seq, tenant="default",
+                            user="ada", ts=seq, name="Ada", **kw)  # type: ignore[arg-type]
+
+    async def status_in(room: str) -> list[str]:
+        members = (await eng.room_members("default", [room]))[room]["members"]
+        return [m["status"] for m in members]
+
+    await eng.apply([ev("a", 1, "connect"), ev("a", 2, "join", room="doc:1"),
+                     ev("a", 3, "join", room="doc:2"), ev("b", 1, "connect"),
+                     ev("b", 2, "join", room="doc:2"), ev("b", 3, "join", room="doc:2")])
+    rooms = eng.keys.user_rooms("default", "ada")
+    assert await redis.hgetall(rooms) == {b"doc:1": b"1", b"doc:2": b"2"}  # b joined once
+    await eng.apply([ev("a", 4, "leave", room="doc:2"), ev("b", 4, "status", status="busy"),
+                     ev("a", 5, "status", status="busy")])
+    assert await status_in("doc:1") == ["busy"] and await status_in("doc:2") == ["busy"]
+    await eng.apply([ev("a", 6, "disconnect", rooms=("doc:1",)),
+                     ev("b", 5, "status", status="away")])
+    assert await status_in("doc:1") == [] and await status_in("doc:2") == ["away"]
+    await eng.apply([ev("a", 6, "disconnect", rooms=("doc:1",))])  # redelivered: no 2nd count
+    assert await redis.hgetall(rooms) == {b"doc:2": b"1"}
+    await eng.apply([ev("b", 6, "disconnect", rooms=("doc:2",))])
+    assert not await redis.exists(rooms)
+
+
 async def test_a_batch_of_joins_is_one_diff_and_states_at_its_version(redis) -> None:
     eng = engine(redis)
     wire = await Wire(redis, eng).start()
@@ -358,6 +386,7 @@ async def test_a_crash_before_the_flush_loses_no_diff_and_doubles_none(redis) ->
                         conn_rooms=eng.keys.user_conn_rooms("default", "ada", "a"),
                         gone=eng.keys.user_conn_gone("default", "ada", "a"),
                         last_seen=eng.keys.user_last_seen("default", "ada"),
+                        user_rooms=eng.keys.user_rooms("default", "ada"),
                         kind="status", conn="a", seq=4, status="away", meta="{}", room="",
                         ts=5, tomb_ttl=600)
         await eng.apply([late, ev("cy", "c", 3, "leave", room="doc:1")])
@@ -512,6 +541,7 @@ async def test_a_sweep_disconnect_redelivered_after_a_crash_still_leaves(redis) 
                     conn_rooms=keys.user_conn_rooms("default", "zed", "c1"),
                     gone=keys.user_conn_gone("default", "zed", "c1"),
                     last_seen=keys.user_last_seen("default", "zed"),
+                    user_rooms=keys.user_rooms("default", "zed"),
                     kind="disconnect", conn="c1", seq=sweep.seq, status="online", meta="{}",
                     room="", ts=5, tomb_ttl=600)
     await eng.apply([sweep], grace_ms=0)  # the redelivery
