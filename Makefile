@@ -2,7 +2,8 @@
 #
 #   make venv   create .venv and install goldwire with test extras (re-installs
 #               only when pyproject.toml is newer than .venv/.installed)
-#   make run    goldwire up: Redis (if needed) and every service, until Ctrl-C
+#   make run    goldwire up: Redis (if needed) and every service, until Ctrl-C; installs
+#               the runtime only (.venv/.installed-run), not the test and bench tools
 #   make test   pytest; pass extra arguments with PYTEST_ARGS='-k token -x'
 #   make test-unit    tests/unit only: no processes, no sockets, no Redis (seconds)
 #   make test-service tests/service: code in-process against a private real Redis
@@ -22,6 +23,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 PYTEST_ARGS ?=
 PYTEST_RC ?=
 
@@ -29,14 +31,23 @@ PYTEST_RC ?=
 
 venv: $(STAMP)
 
+# A venv whose creation failed halfway (Debian without python3-venv leaves one with no
+# pip) is removed, so the next make tries again instead of taking it for a working one.
 $(PY):
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "error: $(PYTHON) cannot create \
+	a venv; on Debian/Ubuntu: sudo apt-get install python3-venv" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
+	$(PY) -m pip --version >/dev/null || { rm -rf $(VENV); exit 1; }
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -e '.[test]'
-	touch $(STAMP)
+	$(PY) -m pip install -e '.[test]' || { rm -f $(STAMP) $(RUN_STAMP); exit 1; }
+	touch $(STAMP) $(RUN_STAMP)
 
-run: venv
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -e '.[run]' || { rm -f $(RUN_STAMP); exit 1; }
+	touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(VENV)/bin/goldwire up
 
 test: venv
