@@ -49,7 +49,7 @@ def test_a_failed_check_an_unreachable_service_and_a_stray_group_are_named() -> 
         "presence       NO     0 (0 pending)   failed: consumer, lag_ok",
         "sessions       yes    12 (3 pending)  ok",
         "activity       NO     ? (0 pending)   unreachable: connection refused",
-        "groupreports   -      7 (0 pending)   consumers: 0",
+        "group reports  -      7 (0 pending)   consumers: 0",
         "not ready: presence, activity",
     ]
 
