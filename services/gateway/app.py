@@ -49,6 +49,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             yield {"node": node, "forwarder": forwarder, "health": health,
                    "dispatch": run_command}
         finally:
+            await health.aclose()
             await forwarder.aclose()
             await node.stop()
 

@@ -2,10 +2,11 @@
 (`/readyz?deep=1`): those, every service's `/readyz` and the event stream's
 consumer groups, in one JSON document for an operator or `goldwire status`.
 
-Why a lock and a cache: the gateway is the public face and the services are
-not; one deep check costs an HTTP call to each service and an XINFO GROUPS,
-so at most one runs at a time per gateway and every caller within
-CACHE_SECONDS shares its answer. A flood of deep checks reaches each service
+Why one shared check and a cache: the gateway is the public face and the
+services are not; one deep check costs an HTTP call to each service and an
+XINFO GROUPS, so at most one runs at a time per gateway, every caller that
+comes while it runs waits for that one, and every caller within CACHE_SECONDS
+of its end gets its answer. A flood of deep checks reaches each service
 about once a second, whatever its size.
 """
 
@@ -70,16 +71,32 @@ class DeepHealth:
         self.timeout = timeout
         self.cache_seconds = cache_seconds
         self._clock = clock
-        self._lock = asyncio.Lock()
+        self._running: asyncio.Task[Answer] | None = None
         self._answer: Answer | None = None
         self._at = 0.0
 
     async def answer(self) -> Answer:
-        async with self._lock:  # callers queue here, then find the fresh answer
-            if self._answer is None or self._clock() - self._at >= self.cache_seconds:
-                self._answer = await self._check()
-                self._at = self._clock()
+        if self._answer is not None and self._clock() - self._at < self.cache_seconds:
             return self._answer
+        if self._running is None:
+            self._running = asyncio.create_task(self._refresh())
+        # Shielded: a caller that gives up (its client went away) does not cancel the
+        # check the others wait for, so coming and going cannot start one check each.
+        return await asyncio.shield(self._running)
+
+    async def aclose(self) -> None:
+        """Cancel a check still running (the gateway is stopping)."""
+        if self._running is not None:
+            self._running.cancel()
+            await asyncio.gather(self._running, return_exceptions=True)
+
+    async def _refresh(self) -> Answer:
+        try:
+            answer = await self._check()
+            self._answer, self._at = answer, self._clock()
+            return answer
+        finally:
+            self._running = None
 
     async def _check(self) -> Answer:
         names = list(self.urls)

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from goldwire.gateway.health import DeepHealth
 from goldwire.protocol.keys import Keys
+from tests.support import until
 
 
 class Clock:
@@ -128,5 +129,32 @@ async def test_a_service_that_does_not_answer_is_named_with_the_reason(
             "activity": {"ready": False, "error": "answered 502 without readiness"}}
         assert answer["stream"]["groups"] == {}  # no stream yet: no groups, and said so
         assert "error" in answer["stream"]
+    finally:
+        await redis.aclose()
+
+
+async def test_a_caller_that_gives_up_does_not_cancel_the_check_others_wait_for(
+        redis_server: Any, key_prefix: str) -> None:
+    redis = aioredis.Redis.from_url(redis_server.url)
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.host)
+        await release.wait()
+        return httpx.Response(200, json={"ready": True, "checks": {}})
+
+    try:
+        async with services(handler) as client:
+            health = DeepHealth(stand_in_node(redis, key_prefix), client, URLS)
+            first = asyncio.create_task(health.answer())
+            await until(lambda: len(calls) == 3)  # the check is asking every service
+            first.cancel()
+            second = asyncio.create_task(health.answer())
+            await asyncio.sleep(0)  # `second` joins the running check
+            release.set()
+            assert (await second)["ready"] is True
+            assert len(calls) == 3  # the same check answered it: no second round of calls
+            await health.aclose()
     finally:
         await redis.aclose()
