@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -38,11 +39,11 @@ def deep(gateway: Gateway) -> httpx.Response:
     return httpx.get(gateway.http + "/readyz", params={"deep": "1"}, timeout=10)
 
 
-def goldwire_status(gateway: Gateway) -> subprocess.CompletedProcess[str]:
+def goldwire_status(service: Any, *options: str) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).parent / "goldwire"
     argv = [str(script)] if script.exists() else [sys.executable, "-m", "goldwire.cli"]
-    return subprocess.run([*argv, "status", "--url", gateway.http], capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run([*argv, "status", "--url", service.http, *options],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
 def test_every_service_ready_with_its_lag(stack: dict[str, Any]) -> None:
@@ -71,6 +72,16 @@ def test_every_service_ready_with_its_lag(stack: dict[str, Any]) -> None:
     for name in ("gateway", *SERVICES):
         assert any(line.split()[:2] == [name, "yes"] for line in lines), result.stdout
     assert lines[-1] == "all ready"
+
+    as_json = goldwire_status(gateway, "--json")
+    assert as_json.returncode == 0
+    assert set(json.loads(as_json.stdout)["services"]) == set(SERVICES)
+
+
+def test_status_exits_2_for_a_url_that_is_not_a_gateway(stack: dict[str, Any]) -> None:
+    result = goldwire_status(stack["presence"])  # answers /readyz, but only for itself
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "not a Goldwire gateway?" in result.stderr and result.stdout == ""
 
 
 async def test_a_killed_service_is_named_by_the_gateway_and_by_status(
