@@ -35,6 +35,7 @@ def demo_env(environ: dict[str, str], app_port: int) -> dict[str, str]:
     app_origins = [f"http://127.0.0.1:{app_port}", f"http://localhost:{app_port}"]
     given = [o for o in (env.get("ALLOWED_ORIGINS") or "").split(",") if o.strip()]
     env["ALLOWED_ORIGINS"] = ",".join(dict.fromkeys([*given, *app_origins]))
+    env["GOLDWIRE_DEMO_URL"] = app_origins[0]  # `goldwire up` prints it with the others
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -62,7 +63,8 @@ def main() -> int:
     goldwire = subprocess.Popen([sys.executable, "-m", "goldwire.cli", "up"], **start)
     app = None
     try:
-        wait_ready(env["GOLDWIRE_HTTP"] + "/readyz", goldwire)
+        # The whole stack, not only the gateway: the pages call /v2/sync at once.
+        wait_ready(env["GOLDWIRE_HTTP"] + "/readyz?deep=1", goldwire)
         app = subprocess.Popen([sys.executable, "-m", "examples.documents",
                                 "--port", str(args.port)], **start)
         url = f"http://127.0.0.1:{args.port}"

@@ -74,6 +74,12 @@ def _cmd_probe(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO
     return probe(probe_url(args.url, environ), args.timeout, out)
 
 
+def _cmd_status(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
+    from goldwire.cli.status import status, status_url
+
+    return status(status_url(args.url, environ), args.timeout, out, as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser; each subparser stores its handler as `handler`."""
     parser = argparse.ArgumentParser(
@@ -107,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="default: env GOLDWIRE_PROBE_URL, else the gateway's /healthz")
     check.add_argument("--timeout", type=float, default=3.0, help="seconds")
     check.set_defaults(handler=_cmd_probe)
+
+    stat = sub.add_parser("status", help="every service's readiness and the event stream lag, "
+                                         "from the gateway's /readyz?deep=1")
+    stat.add_argument("--url", help="the gateway's HTTP base URL (default: env GATEWAY_URL, "
+                                    "else http://GATEWAY_HOST:GATEWAY_PORT, 127.0.0.1:8000)")
+    stat.add_argument("--timeout", type=float, default=5.0, help="seconds")
+    stat.add_argument("--json", action="store_true", help="print the whole answer as JSON")
+    stat.set_defaults(handler=_cmd_status)
     return parser
 
 

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from goldwire.gateway.cors import add_cors
 from goldwire.gateway.handlers import run_command
+from goldwire.gateway.health import (
+    READYZ_DESCRIPTION,
+    READYZ_RESPONSES,
+    DeepHealth,
+    gateway_checks,
+)
 from goldwire.gateway.node import GatewayNode, PublishTooLarge
 from goldwire.gateway.publish_api import router as publish_router
 from goldwire.gateway.sdk_route import router as sdk_router
@@ -27,6 +33,9 @@ from goldwire.gateway.sync_api import router as sync_router
 from goldwire.protocol.names import DEFAULT_TENANT
 from goldwire.service.http import ascii_validation_errors, document_error_details
 
+DeepQuery = Annotated[bool, Query(description="Also ask every service and read the event "
+                                              "stream's consumer groups (cached ~1 s).")]
+
 
 def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
@@ -34,10 +43,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         node = GatewayNode(settings)
         await node.start()
         forwarder = Forwarder(settings)
+        health = DeepHealth(node, forwarder.client, forwarder.urls)
         try:
             # `dispatch` reaches each Connection through the transport (no import cycle).
-            yield {"node": node, "forwarder": forwarder, "dispatch": run_command}
+            yield {"node": node, "forwarder": forwarder, "health": health,
+                   "dispatch": run_command}
         finally:
+            await health.aclose()
             await forwarder.aclose()
             await node.stop()
 
@@ -76,15 +88,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
-    async def readyz(request: Request) -> JSONResponse:
-        node: GatewayNode = request.state.node
-        checks = {"pubsub": node.broker.connected}
-        try:
-            await node.broker.redis.ping()
-            checks["redis"] = True
-        except Exception:
-            checks["redis"] = False
+    @app.get("/readyz", summary="Readiness, of this gateway or of the whole stack",
+             description=READYZ_DESCRIPTION, responses=READYZ_RESPONSES)
+    async def readyz(request: Request, deep: DeepQuery = False) -> JSONResponse:
+        if deep:
+            health: DeepHealth = request.state.health
+            answer = await health.answer()
+            return JSONResponse(answer, status_code=200 if answer["ready"] else 503)
+        checks = await gateway_checks(request.state.node)
         ready = all(checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 
@@ -22,7 +23,7 @@ from goldwire.cli.services import SERVICE_KINDS, ServiceKind, available_kinds
 from goldwire.cli.supervisor import Supervisor
 from goldwire.cli.tokens import mint_token, split_patterns
 from goldwire.cli.up import run_up
-from tests.support import until
+from tests.support import free_port, until
 
 # 32+ bytes: PyJWT warns about shorter HS256 keys.
 SECRET = "test-secret-0123456789abcdef-0123456789"
@@ -167,7 +168,6 @@ def test_up_reports_a_dead_child_and_exits_non_zero(redis_server):
     assert code == 1
     assert "(existing)" in text
     assert "nope" in text and "exited unexpectedly with code 2" in text
-    assert "ws://127.0.0.1:8000/ws" in text
     secret = next(line.split()[1] for line in text.splitlines() if line.startswith("JWT_SECRET:"))
     token = next(line.split()[2] for line in text.splitlines() if line.startswith("Dev token:"))
     claims = jwt.decode(token, secret, algorithms=["HS256"])
@@ -193,3 +193,81 @@ def test_up_starts_private_redis_and_stops_cleanly_on_sigterm():
     assert "JWT_SECRET:" not in text  # only generated secrets are printed
     private_url = next(line.split()[1] for line in text.splitlines() if line.startswith("Redis:"))
     assert not redis_answers(private_url, timeout=0.3)
+
+
+# -- goldwire up: readiness and URLs -------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Stub:
+    """A stand-in process under a real kind's name: `up` waits for that kind's /readyz."""
+
+    name: str
+    code: str = "import time; time.sleep(60)"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-c", self.code]
+
+
+def test_up_prints_no_url_for_a_gateway_that_died_before_it_was_ready(redis_server):
+    out = io.StringIO()
+    environ = {**os.environ, "REDIS_URL": redis_server.url, "JWT_SECRET": SECRET,
+               "GATEWAY_PORT": str(free_port())}  # nothing will listen there
+    code = run_up(environ, out=out, kinds=[_Stub("gateway", "raise SystemExit(3)")], grace=2.0)
+    text = out.getvalue()
+    assert code == 1
+    assert "Waiting:     gateway" in text and "exited unexpectedly with code 3" in text
+    assert "Socket:" not in text and "Ready in" not in text
+    assert "Dev token:" in text  # the credentials do not depend on readiness
+
+
+def test_up_names_what_is_still_not_ready(redis_server):
+    out = io.StringIO()
+    environ = {**os.environ, "REDIS_URL": redis_server.url, "JWT_SECRET": SECRET,
+               "PRESENCE_URL": f"http://127.0.0.1:{free_port()}"}  # never answers
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        code = run_up(environ, out=out, kinds=[_Stub("presence")], grace=2.0, poll=0.05,
+                      ready_warning=0.0)
+    finally:
+        timer.cancel()
+    text = out.getvalue()
+    assert code == 0, text
+    assert text.count("not ready yet: presence") == 1  # said once, not every poll
+    assert "Ready in" not in text
+
+
+def test_up_waits_for_every_service_then_prints_every_url(redis_server):
+    ports = {kind: free_port() for kind in ("GATEWAY", "PRESENCE", "SESSIONS", "ACTIVITY")}
+    env = {**os.environ, "REDIS_URL": redis_server.url, "JWT_SECRET": SECRET,
+           "API_KEYS": "up-test-key", "LOG_LEVEL": "warning",
+           "GOLDWIRE_KEY_PREFIX": "gwup:" + os.urandom(4).hex(),
+           "GOLDWIRE_DEMO_URL": "http://127.0.0.1:8080",
+           **{f"{kind}_PORT": str(port) for kind, port in ports.items()}}
+    for name in ("PRESENCE_URL", "SESSIONS_URL", "ACTIVITY_URL", "GATEWAY_HOST"):
+        env.pop(name, None)
+    proc = subprocess.Popen([*_goldwire_argv(), "up"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        asyncio.run(until(lambda: any(line.startswith("Ready in") for line in lines),
+                          timeout=90))
+        text = "".join(lines)
+        gw = f"http://127.0.0.1:{ports['GATEWAY']}"
+        assert f"Socket:      ws://127.0.0.1:{ports['GATEWAY']}/ws\n" in text
+        assert f"Gateway:     {gw}  (docs: {gw}/docs)\n" in text
+        for kind in ("PRESENCE", "SESSIONS", "ACTIVITY"):
+            base = f"http://127.0.0.1:{ports[kind]}"
+            assert f"{kind.capitalize() + ':':<12} {base}  (docs: {base}/docs)\n" in text
+            assert httpx.get(base + "/docs", timeout=5).status_code == 200
+        assert "Demo:        http://127.0.0.1:8080" in text
+        # Printed once everything was ready: so the whole stack is, seen from the gateway.
+        assert httpx.get(gw + "/readyz", params={"deep": "1"}, timeout=10).status_code == 200
+        assert text.index("Waiting:") < text.index("Socket:")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        reader.join(10)
