@@ -151,24 +151,28 @@ class ArqJobLinesAtDebug(logging.Filter):
         return True
 
 
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler configure_logging installs, told apart from anyone else's."""
+
+
 def configure_logging(service: str, node: str | None = None,
                       environ: Mapping[str, str] | None = None) -> LogSettings:
     """Install the one stderr handler for this process; returns the settings read.
 
     `node` is the process's node id where it has one (the gateway's); otherwise the
     host name, which is the pod in Kubernetes. Safe to call again (tests do): it
-    replaces what an earlier call installed."""
+    replaces what an earlier call installed and leaves other handlers alone."""
     try:
         settings = LogSettings.from_env(os.environ if environ is None else environ)
     except SystemExit as exc:
         raise SystemExit(f"goldwire {service}: {exc}") from None
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Handler(sys.stderr)
     if settings.format == "json":
         handler.setFormatter(JsonFormatter(service, node or socket.gethostname()))
     else:
         handler.setFormatter(ConsoleFormatter(service))
     root = logging.getLogger()
-    for old in root.handlers[:]:
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.levelno)
