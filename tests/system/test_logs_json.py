@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import Gateway, Presence, Service, until
+from tests.support import Gateway, Presence, Service, token, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -39,11 +39,22 @@ async def test_every_json_line_parses_and_names_its_process(
         redis_server: Any, key_prefix: str, tmp_path: Path) -> None:
     settings = {"log_format": "json", "log_level": "debug"}
     presence = Presence(redis_server.url, key_prefix, presence_sweep_interval=1, **settings)
-    gateway = Gateway(redis_server.url, key_prefix, node_id="gw-logs", **settings)
+    gateway = Gateway(redis_server.url, key_prefix, node_id="gw-logs",
+                      presence_url=presence.http, **settings)
     logs = {"presence": tmp_path / "presence.log", "gateway": tmp_path / "gateway.log"}
     try:
         run_logged(presence, logs["presence"])
         run_logged(gateway, logs["gateway"])
+        # A request the gateway forwards to presence: its id is echoed, and the lines the
+        # gateway logs meanwhile (httpx's, at debug) carry it.
+        async with httpx.AsyncClient(base_url=gateway.http, timeout=10) as http:
+            resp = await http.get("/v2/sync/presence", params={"rooms": "doc:1"},
+                                  headers={"Authorization": f"Bearer {token()}",
+                                           "X-Request-ID": "req-logs-1"})
+            assert resp.status_code == 200, resp.text
+            assert resp.headers["x-request-id"] == "req-logs-1"
+            made = (await http.get("/healthz")).headers["x-request-id"]
+            assert re.fullmatch(r"[0-9a-f]{32}", made)
         await until(lambda: sweeps(presence) >= 2)  # cron ticks have been logged (at debug)
     finally:
         presence.terminate()
@@ -60,6 +71,9 @@ async def test_every_json_line_parses_and_names_its_process(
     job_lines = [line for line in lines["presence"]
                  if line["logger"] == "arq.worker" and ARQ_JOB_LINE.search(line["message"])]
     assert job_lines and {line["level"] for line in job_lines} == {"debug"}
+    forwarded = [line for line in lines["gateway"] if line.get("request_id") == "req-logs-1"]
+    assert forwarded and all(line["logger"].startswith(("httpx", "httpcore"))
+                             for line in forwarded), forwarded
 
 
 async def test_an_idle_service_by_default_prints_no_arq_job_line(
