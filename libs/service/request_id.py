@@ -8,22 +8,23 @@ contextvar set and one header to a request, not a task and a response copy.
 
 from __future__ import annotations
 
-import uuid
+import os
+import re
 from typing import Any
 
 from goldwire.service.logs import log_context
 
 HEADER = "X-Request-ID"
 _HEADER_KEY = HEADER.lower().encode()
-MAX_LENGTH = 128  # a longer (or non-printable) id from outside is replaced, not logged
+# An id from outside is kept if it is 1-128 printable ASCII characters with no space;
+# anything else is replaced rather than written into every log line.
+_FIT = re.compile(rb"[!-~]{1,128}")
 
 
 def _given(headers: list[tuple[bytes, bytes]]) -> str | None:
     for key, value in headers:
         if key == _HEADER_KEY:
-            if 0 < len(value) <= MAX_LENGTH and all(33 <= b < 127 for b in value):
-                return value.decode("ascii")
-            return None
+            return value.decode("ascii") if _FIT.fullmatch(value) else None
     return None
 
 
@@ -35,7 +36,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _given(scope.get("headers") or []) or uuid.uuid4().hex
+        request_id = _given(scope.get("headers") or []) or os.urandom(16).hex()
         echoed = (_HEADER_KEY, request_id.encode("ascii"))
 
         async def send_with_id(message: dict[str, Any]) -> None:
