@@ -93,9 +93,10 @@ class Service:
     def http(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> Any:
+    def start(self, stderr: Any = None) -> Any:
+        """`stderr`: where the process's log goes (a file, for tests that read it)."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "goldwire.cli", self.kind], env=self.env,
+            [sys.executable, "-m", "goldwire.cli", self.kind], env=self.env, stderr=stderr,
             preexec_fn=parent_death_signal(signal.SIGKILL),  # no orphan if pytest dies
         )
         wait_ready(self.proc, self.http + "/readyz", self.kind)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 
 from goldwire.service.http import api_key_checker
+from goldwire.service.request_id import RequestIdMiddleware
 
 
 class BackgroundService:
@@ -57,7 +58,9 @@ def service_app(title: str, make_service: Callable[[], S]) -> FastAPI:
         finally:
             await service.stop()
 
-    return FastAPI(title=title, version="1", lifespan=lifespan)
+    app = FastAPI(title=title, version="1", lifespan=lifespan)
+    app.add_middleware(RequestIdMiddleware)  # request_id in every line a request logs
+    return app
 
 
 def _service_keys(request: Request) -> frozenset[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import uvicorn
 
 from goldwire.service.http_deadline import deadline_protocol
+from goldwire.service.logs import configure_logging
 
 DEFAULT_HTTP_REQUEST_TIMEOUT = 10.0  # seconds to receive a whole request (HTTP_REQUEST_TIMEOUT)
 
@@ -27,12 +27,14 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def run_service(create_app: Callable[[Any], Any], settings: Any, host: str, port: int) -> None:
-    level = os.environ.get("LOG_LEVEL", "info").lower()
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+def run_service(create_app: Callable[[Any], Any], settings: Any, host: str, port: int,
+                service: str | None = None) -> None:
+    """Run one service process; `service` names it in every log line. Left out, it is
+    the package `create_app` comes from (`goldwire.<service>.api`)."""
+    logs = configure_logging(service or create_app.__module__.split(".")[1])
     app = create_app(settings)
     freeze_startup_heap()
     timeout = float(os.environ.get("HTTP_REQUEST_TIMEOUT") or DEFAULT_HTTP_REQUEST_TIMEOUT)
-    uvicorn.run(app, host=host, port=port, log_level=level, access_log=False, lifespan="on",
-                http=deadline_protocol(timeout))
+    # log_config=None: uvicorn keeps its hands off the handlers configure_logging installed.
+    uvicorn.run(app, host=host, port=port, log_config=None, log_level=logs.levelno,
+                access_log=False, lifespan="on", http=deadline_protocol(timeout))

@@ -32,6 +32,7 @@ from goldwire.gateway.sync_api import Forwarder
 from goldwire.gateway.sync_api import router as sync_router
 from goldwire.protocol.names import DEFAULT_TENANT
 from goldwire.service.http import ascii_validation_errors, document_error_details
+from goldwire.service.request_id import RequestIdMiddleware
 
 DeepQuery = Annotated[bool, Query(description="Also ask every service and read the event "
                                               "stream's consumer groups (cached ~1 s).")]
@@ -82,6 +83,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return JSONResponse({"detail": {"code": "too_large", "message": str(exc)}},
                             status_code=413)
 
+    app.add_middleware(RequestIdMiddleware)  # request_id in every line a request logs
     add_cors(app, settings)  # added last, so it runs first: preflights never reach routes
 
     @app.get("/healthz")

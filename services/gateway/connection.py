@@ -11,6 +11,7 @@ connection stays open. A connection lives no longer than its token: when the tok
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -25,6 +26,7 @@ from goldwire.protocol.codes import CloseCode, ErrorCode
 from goldwire.protocol.commands import Connect, parse_command
 from goldwire.protocol.errors import BadFrame
 from goldwire.protocol.messages import error
+from goldwire.service.logs import use_log_fields
 
 if TYPE_CHECKING:
     from goldwire.gateway.interfaces import Transport
@@ -58,8 +60,9 @@ Dispatch = Callable[["GatewayNode", "Connection", Any], Awaitable[None]]
 class Connection:
     __slots__ = (
         "_auth_timer", "_dispatch", "_expiry_timer", "_flood_count", "_flood_window", "_inbox",
-        "_worker", "bucket", "counted", "device", "header_auth", "id", "meta", "node",
-        "principal", "rooms", "seq", "session_id", "state", "status", "transport",
+        "_log_context", "_log_fields", "_worker", "bucket", "counted", "device", "header_auth",
+        "id", "meta", "node", "principal", "rooms", "seq", "session_id", "state", "status",
+        "transport",
     )
 
     def __init__(self, node: GatewayNode, transport: Transport, dispatch: Dispatch,
@@ -68,6 +71,11 @@ class Connection:
         self.transport = transport
         self._dispatch = dispatch
         self.id = node.new_connection_id()
+        # What this connection's log lines carry (goldwire.service.logs): its command tasks
+        # run in this context, set up once here; `authenticated` adds the user to it.
+        self._log_fields = {"conn": self.id}
+        self._log_context = contextvars.copy_context()
+        self._log_context.run(use_log_fields, self._log_fields)
         self.state = ConnState.AWAITING_CONNECT
         self.principal: Principal | None = None
         self.header_auth = authorization  # `Authorization: Bearer` of the upgrade request
@@ -119,7 +127,8 @@ class Connection:
             self._inbox = deque()
         self._inbox.append(command)
         if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._work())
+            self._worker = asyncio.get_running_loop().create_task(
+                self._work(), context=self._log_context)
 
     def _rate_limited(self, now: float, data: bytes) -> None:
         metrics = self.node.metrics
@@ -149,6 +158,7 @@ class Connection:
         """The connect's (or a refresh's) token checked out: it rules until it expires."""
         self.principal = principal
         self.state = ConnState.READY
+        self._log_fields.update(user=principal.user_id, tenant=principal.tenant)
         if self._auth_timer is not None:
             self._auth_timer.cancel()
             self._auth_timer = None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
 from typing import Any
 
 import uvicorn
@@ -13,9 +11,10 @@ from goldwire.gateway.settings import GatewaySettings
 from goldwire.gateway.transport import WebSocketTransport
 from goldwire.service import freeze_startup_heap
 from goldwire.service.http_deadline import deadline_protocol
+from goldwire.service.logs import configure_logging
 
 
-def build_server(settings: GatewaySettings, log_level: str = "info") -> uvicorn.Server:
+def build_server(settings: GatewaySettings, log_level: str | int = "info") -> uvicorn.Server:
     config = uvicorn.Config(
         create_app(settings),
         host=settings.gateway_host,
@@ -26,6 +25,7 @@ def build_server(settings: GatewaySettings, log_level: str = "info") -> uvicorn.
         lifespan="on",
         timeout_graceful_shutdown=int(settings.drain_timeout),
         access_log=False,
+        log_config=None,  # keep the handlers configure_logging installed (or the caller's)
         log_level=log_level,
     )
     return uvicorn.Server(config)
@@ -38,10 +38,8 @@ def _count_request_timeout(app_state: dict[str, Any]) -> None:
 
 
 def run() -> None:
-    level = os.environ.get("LOG_LEVEL", "info").lower()
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = GatewaySettings()
-    server = build_server(settings, level)
+    logs = configure_logging("gateway", settings.node_id)
+    server = build_server(settings, logs.levelno)
     freeze_startup_heap()
     server.run()

@@ -51,6 +51,8 @@ from goldwire.protocol.sync import (
     UnreadResponse,
 )
 from goldwire.service.http import bearer_token
+from goldwire.service.logs import log_fields
+from goldwire.service.request_id import HEADER as REQUEST_ID_HEADER
 
 log = logging.getLogger("goldwire.gateway.sync")
 
@@ -110,6 +112,9 @@ class Forwarder:
                             "(set API_KEYS)", service=service)
         url = self.urls[service] + path
         headers = {"Authorization": f"Bearer {self.api_key}"}
+        request_id = log_fields().get("request_id")
+        if request_id:  # the service logs the user's request under the same id
+            headers[REQUEST_ID_HEADER] = request_id
         try:
             # httpx's timeouts are per phase; the outer one bounds the whole call.
             async with asyncio.timeout(self.timeout):

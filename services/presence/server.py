@@ -15,4 +15,5 @@ def run() -> None:
     if error:  # one line, before anything starts: the operator sees why at once
         print(f"goldwire presence: {error}", file=sys.stderr)
         raise SystemExit(2)
-    run_service(create_app, settings, settings.presence_host, settings.presence_port)
+    run_service(create_app, settings, settings.presence_host, settings.presence_port,
+                service="presence")

@@ -9,4 +9,5 @@ from goldwire.sessions.settings import SessionsSettings
 
 def run() -> None:
     settings = SessionsSettings()
-    run_service(create_app, settings, settings.sessions_host, settings.sessions_port)
+    run_service(create_app, settings, settings.sessions_host, settings.sessions_port,
+                service="sessions")

@@ -35,9 +35,9 @@ SETTINGS: dict[str, type[BaseSettings]] = {
 }
 APPS = {"gateway": gateway_app, "presence": presence_app,
         "sessions": sessions_app, "activity": activity_app}
-# Read outside the settings classes: the processes' log level (libs/service/process.py,
-# gateway/server.py) and the image's health check URL (libs/cli/probe.py).
-OTHER_NAMES = {"LOG_LEVEL", "GOLDWIRE_PROBE_URL"}
+# Read outside the settings classes: the processes' log level and format
+# (libs/service/logs.py) and the image's health check URL (libs/cli/probe.py).
+OTHER_NAMES = {"LOG_LEVEL", "LOG_FORMAT", "GOLDWIRE_PROBE_URL"}
 
 
 def env_names(settings: type[BaseSettings]) -> set[str]:

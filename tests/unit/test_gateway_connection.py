@@ -4,12 +4,15 @@ the first-frame and bad-frame rules, floods, timeouts, event numbering, close.""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
+from goldwire.gateway.auth import Principal
 from goldwire.gateway.connection import Connection, ConnState
 from goldwire.gateway.handlers import run_command
 from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.commands import Connect, Ping
+from goldwire.service.logs import log_fields
 from tests.support import until
 from tests.unit.gateway_parts import FakeTransport, UnitNode
 
@@ -110,3 +113,23 @@ async def test_on_closed_detaches_once_and_stops_the_work() -> None:
     assert conn.is_closed and not conn.is_ready
     conn.on_message(b'{"op":"ping","ref":2}')  # ignored once closed
     assert node.metrics.connections_closed == 1
+
+
+async def test_its_commands_log_under_its_connection_id_and_then_its_user() -> None:
+    """The log context is the connection's (goldwire.service.logs): set once, not per
+    command, and it never leaks out into the code that fed it the frames."""
+    seen: list[dict[str, str]] = []
+
+    async def dispatch(node: Any, conn: Connection, command: Any) -> None:
+        seen.append(dict(log_fields()))
+        if isinstance(command, Connect):
+            conn.authenticated(Principal("ada", None, "acme", ("*",), ("*",), time.time() + 60))
+
+    conn, _, _ = connection(dispatch=dispatch)
+    conn.on_message(b'{"op":"connect","ref":1,"token":"t"}')
+    await until(lambda: len(seen) == 1, timeout=2)
+    conn.on_message(b'{"op":"ping","ref":2}')
+    await until(lambda: len(seen) == 2, timeout=2)
+    assert seen == [{"conn": conn.id}, {"conn": conn.id, "user": "ada", "tenant": "acme"}]
+    assert log_fields() == {}
+    conn.on_closed()
