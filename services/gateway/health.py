@@ -46,7 +46,6 @@ READYZ_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-
 async def gateway_checks(node: GatewayNode) -> dict[str, bool]:
     """The gateway's own readiness: its pub/sub connection is up and Redis answers."""
     checks = {"pubsub": node.broker.connected}
