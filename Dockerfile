@@ -16,9 +16,10 @@ COPY pyproject.toml README.md ./
 COPY libs ./libs
 COPY services ./services
 # A non-editable install copies the packages (and their Lua and JS files) into the venv,
-# so the final image needs no source tree; byte-compile now because the root filesystem
+# so the final image needs no source tree (with the OpenTelemetry exporter: traces are on
+# when OTEL_EXPORTER_OTLP_ENDPOINT is set); byte-compile now because the root filesystem
 # is read-only at run time.
-RUN /opt/goldwire/bin/pip install --no-compile . \
+RUN /opt/goldwire/bin/pip install --no-compile '.[otel]' \
     && /opt/goldwire/bin/python -m compileall -q /opt/goldwire/lib
 
 # --- runtime: the venv and nothing else -------------------------------------------

@@ -11,6 +11,7 @@ import uvicorn
 
 from goldwire.service.http_deadline import deadline_protocol
 from goldwire.service.logs import configure_logging
+from goldwire.service.tracing import setup_tracing
 
 DEFAULT_HTTP_REQUEST_TIMEOUT = 10.0  # seconds to receive a whole request (HTTP_REQUEST_TIMEOUT)
 
@@ -31,8 +32,10 @@ def run_service(create_app: Callable[[Any], Any], settings: Any, host: str, port
                 service: str | None = None) -> None:
     """Run one service process; `service` names it in every log line. Left out, it is
     the package `create_app` comes from (`goldwire.<service>.api`)."""
-    logs = configure_logging(service or create_app.__module__.split(".")[1])
+    name = service or create_app.__module__.split(".")[1]
+    logs = configure_logging(name)
     app = create_app(settings)
+    setup_tracing(app, name)  # only with OTEL_EXPORTER_OTLP_ENDPOINT
     freeze_startup_heap()
     timeout = float(os.environ.get("HTTP_REQUEST_TIMEOUT") or DEFAULT_HTTP_REQUEST_TIMEOUT)
     # log_config=None: uvicorn keeps its hands off the handlers configure_logging installed.

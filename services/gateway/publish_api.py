@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from goldwire.gateway.node import GatewayNode
 from goldwire.protocol.http import BatchRequest, BatchResult, PublishRequest, PublishResult
 from goldwire.service.http import bearer_token, known_key
+from goldwire.service.tracing import span
 
 router = APIRouter()
 
@@ -70,18 +71,24 @@ async def take_rate(node: GatewayNode, items: Sequence[PublishRequest]) -> None:
 async def publish_one(node: GatewayNode, req: PublishRequest) -> PublishResult:
     """One publish, through the same node operations a socket command uses."""
     type_, sender, key = req.type.value, req.from_, req.idempotency_key
-    if req.room is not None:
-        offset, dup = await node.publish_room(req.tenant, req.room, type_, req.data,
-                                              sender=sender, idempotency_key=key)
-        result = PublishResult(offset=offset, duplicate=dup)
-    elif req.user is not None:
-        delivered, dup = await node.send_to_user(req.tenant, req.user, type_, req.data,
-                                                 sender=sender, idempotency_key=key)
-        result = PublishResult(delivered=delivered, duplicate=dup)
-    else:
-        delivered, dup = await node.broadcast(req.tenant, type_, req.data, sender=sender,
-                                              idempotency_key=key)
-        result = PublishResult(delivered=delivered, duplicate=dup)
+    with span("goldwire.publish", {"goldwire.tenant": req.tenant, "goldwire.room": req.room,
+                                   "goldwire.user": req.user, "goldwire.type": type_}) as traced:
+        if req.room is not None:
+            offset, dup = await node.publish_room(req.tenant, req.room, type_, req.data,
+                                                  sender=sender, idempotency_key=key)
+            result = PublishResult(offset=offset, duplicate=dup)
+        elif req.user is not None:
+            delivered, dup = await node.send_to_user(req.tenant, req.user, type_, req.data,
+                                                     sender=sender, idempotency_key=key)
+            result = PublishResult(delivered=delivered, duplicate=dup)
+        else:
+            delivered, dup = await node.broadcast(req.tenant, type_, req.data, sender=sender,
+                                                  idempotency_key=key)
+            result = PublishResult(delivered=delivered, duplicate=dup)
+        if traced is not None:
+            traced.set_attribute("goldwire.duplicate", dup)
+            if result.offset is not None:
+                traced.set_attribute("goldwire.offset", result.offset)
     if not dup:  # a retry is one publish, for analytics too
         node.outbox.event("publish", None, tenant=req.tenant, room=req.room, to=req.user,
                           type=type_, offset=result.offset, source="api")

@@ -12,11 +12,14 @@ from goldwire.gateway.transport import WebSocketTransport
 from goldwire.service import freeze_startup_heap
 from goldwire.service.http_deadline import deadline_protocol
 from goldwire.service.logs import configure_logging
+from goldwire.service.tracing import setup_tracing
 
 
 def build_server(settings: GatewaySettings, log_level: str | int = "info") -> uvicorn.Server:
+    app = create_app(settings)
+    setup_tracing(app, "gateway", settings.node_id)  # only with OTEL_EXPORTER_OTLP_ENDPOINT
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.gateway_host,
         port=settings.gateway_port,
         ws=WebSocketTransport,  # sockets skip ASGI: see transport.py

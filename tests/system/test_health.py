@@ -21,7 +21,7 @@ SERVICES = ("presence", "sessions", "activity")
 
 @pytest.fixture(scope="module")
 def stack(redis_server: Any) -> Iterator[dict[str, Any]]:
-    prefix = "gwhealth:" + uuid.uuid4().hex[:8]
+    prefix = "gwtest:health-" + uuid.uuid4().hex[:8]  # gwtest: like every test prefix
     started: dict[str, Any] = {}
     try:
         for kind in (Presence, Sessions, Activity):
@@ -116,7 +116,7 @@ async def test_a_killed_service_is_named_by_the_gateway_and_by_status(
 
 
 def test_status_exits_2_with_one_line_when_the_gateway_does_not_answer() -> None:
-    unused = Gateway("redis://127.0.0.1:1/0", "gwhealth:none")  # never started: nothing listens
+    unused = Gateway("redis://127.0.0.1:1/0", "gwtest:none")  # never started: nothing listens
     result = goldwire_status(unused)
     assert result.returncode == 2
     assert result.stdout == ""

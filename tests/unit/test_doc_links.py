@@ -30,7 +30,7 @@ def test_every_relative_link_resolves(doc: Path) -> None:
             continue
         path, _, anchor = target.partition("#")
         file = (doc.parent / path).resolve() if path else doc
-        if not file.exists() or ROOT not in file.parents and file != ROOT:
+        if not file.exists() or (ROOT not in file.parents and file != ROOT):
             broken.append(target)
         elif anchor and file.suffix == ".md" and anchor not in anchors(file.read_text()):
             broken.append(target)
