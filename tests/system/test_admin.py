@@ -69,7 +69,8 @@ async def test_connections_on_both_gateways_listed_then_disconnected(stack) -> N
     async def both() -> list[dict[str, Any]]:
         listed = await connections(gw1, "ada")
         away = [c for c in listed if c["status"] == "away"]
-        return listed if len(listed) == 2 and away else []
+        joined = [c for c in listed if c["rooms"] == [r]]
+        return listed if len(listed) == 2 and away and joined else []
 
     listed = await until(both)
     ids = {tab1.connected["data"]["conn_id"], tab2.connected["data"]["conn_id"]}
@@ -142,6 +143,8 @@ async def test_kick_tells_the_user_only_and_others_see_a_leave(stack) -> None:
     resp = await admin(gw1, "POST", f"/rooms/{r}/kick", json={"user": "ada"})
     assert resp.status_code == 404  # no longer in the room
     assert (await ada.ok("join", room=r))["room"] == r  # the token still allows a rejoin
+    for client in (ada, cat, obs):
+        await client.close()
 
 
 async def _in_room(gw: Gateway, user: str, r: str) -> bool:
@@ -175,6 +178,8 @@ async def test_close_sends_closed_to_every_member_and_counts_follow(stack) -> No
                                                 "connections": 0, "users": 0}))
     unknown = await admin(gw2, "GET", "/rooms/nothing-here")
     assert unknown.json()["connections"] == unknown.json()["users"] == 0
+    for client in (*members, outsider):
+        await client.close()
 
 
 async def _equals(get: Any, expected: dict[str, Any]) -> bool:
