@@ -5,6 +5,10 @@ Every action is called on one gateway and seen by clients of both.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -12,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from goldwire.cli.main import main
 from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.messages import Message, RoomUpdate
-from tests.support import Client, Gateway, Presence, token, until
+from tests.support import API_KEY, Client, Gateway, Presence, token, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -210,3 +215,50 @@ async def test_api_key_required_and_bodies_checked(stack) -> None:
         resp = await admin(gw1, "POST", path, json=body)
         assert resp.status_code == 422, (path, body, resp.text)
     assert (await admin(gw1, "GET", "/rooms/doc:1", params={"tenant": "a b"})).status_code == 422
+
+
+def cli(gw: Gateway, *argv: str, api_key: str = API_KEY) -> Any:
+    """`goldwire admin ...` in a thread (it makes blocking calls): (exit code, out, err)."""
+    out, err = io.StringIO(), io.StringIO()
+
+    def call() -> int:
+        with contextlib.redirect_stderr(err):
+            return main(["admin", *argv, "--url", gw.http], {"API_KEYS": f"{api_key},other"},
+                        out)
+    return asyncio.to_thread(call), out, err
+
+
+async def test_the_cli_drives_every_admin_call(stack) -> None:
+    gw1, gw2, _ = stack
+    r = "team/" + room()  # a `/` in the name travels as %2F
+    ada = await Client.open(gw1.url, token("ada"), rooms=[{"room": r}])
+    obs = await Client.open(gw2.url, token("obs"), rooms=[{"room": r}])
+    await until(lambda: _in_room(gw1, "ada", r))
+
+    run, out, _ = cli(gw2, "connections", "ada")
+    assert await run == 0
+    assert [c["conn"] for c in json.loads(out.getvalue())["connections"]] == \
+        [ada.connected["data"]["conn_id"]]
+
+    async def counted() -> bool:
+        run, out, _ = cli(gw1, "room", r)
+        return await run == 0 and json.loads(out.getvalue())["users"] == 2
+    await until(counted)
+
+    run, out, _ = cli(gw1, "kick", r, "ada", "--reason", "spam")
+    assert await run == 0 and json.loads(out.getvalue())["connections"] == 1
+    assert (await ada.recv_type("room_update"))["data"] == {"kind": "kicked", "reason": "spam"}
+
+    run, out, _ = cli(gw1, "close", r)
+    assert await run == 0
+    assert (await obs.recv_type("room_update"))["data"] == {"kind": "closed"}
+
+    run, _, err = cli(gw1, "kick", r, "ada")
+    assert await run == 1 and err.getvalue().startswith("goldwire admin kick: 404 ")
+    run, _, err = cli(gw1, "room", r, api_key="wrong")
+    assert await run == 1 and "401 unknown API key" in err.getvalue()
+
+    run, _, _ = cli(gw2, "disconnect", "ada", "--code", "4100", "--reason", "bye")
+    assert await run == 0
+    assert await ada.closed_with() == 4100 and ada.ws.close_reason == "bye"
+    await obs.close()
