@@ -262,3 +262,24 @@ async def test_the_cli_drives_every_admin_call(stack) -> None:
     assert await run == 0
     assert await ada.closed_with() == 4100 and ada.ws.close_reason == "bye"
     await obs.close()
+
+
+async def test_a_dead_gateways_connections_are_not_listed(redis_server, key_prefix) -> None:
+    gw1 = Gateway(redis_server.url, key_prefix, node_ttl=1).start()
+    gw2 = Gateway(redis_server.url, key_prefix, node_ttl=1).start()
+    try:
+        here = await Client.open(gw1.url, token("ada"))
+        await Client.open(gw2.url, token("ada"))
+        await until(lambda: _count(gw1, "ada", 2))
+        gw2.kill()  # kill -9: its record stays in Redis, but its node is no longer alive
+        listed = await until(lambda: _listed_if(gw1, "ada", 1))
+        assert listed[0]["conn"] == here.connected["data"]["conn_id"]
+        await here.close()
+    finally:
+        gw1.terminate()
+        gw2.kill()
+
+
+async def _listed_if(gw: Gateway, user: str, n: int) -> list[dict[str, Any]]:
+    listed = await connections(gw, user)
+    return listed if len(listed) == n else []
