@@ -193,6 +193,8 @@ class GatewayNode:
         """A connection authenticated: index it by user and tenant, report it."""
         p = conn.principal
         assert p is not None
+        if conn.is_closed:  # closed while its session opened: detach already ran
+            return
         self.connections[conn.id] = conn
         conn.connected_at = int(time.time() * 1000)
         self.index.put(conn)
