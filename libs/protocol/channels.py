@@ -24,8 +24,10 @@ logs and drops it, since one bad message must not stop a channel.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from goldwire.protocol.offsets import Offset, parse_offset
 
@@ -138,31 +140,28 @@ def parse_node(data: bytes) -> NodeMessage:
     return CloseConnection(msg["conn"], _code(msg, data), str(msg.get("reason", ""))[:120])
 
 
-def _code(msg: dict[str, object], data: bytes) -> int:
+def _code(msg: dict[str, Any], data: bytes) -> int:
     try:
-        return int(msg.get("code", 1000))  # type: ignore[call-overload]
+        return int(msg.get("code", 1000))
     except (TypeError, ValueError):
         raise ChannelMessageError(f"close with a bad code: {data[:60]!r}") from None
 
 
-def _parse_admin(kind: str, msg: dict[str, object], data: bytes) -> AdminCommand:
+def _parse_admin(kind: str, msg: dict[str, Any], data: bytes) -> AdminCommand:
     cls, names = _ADMIN_KINDS[kind]
-    fields = {name: msg.get(name) for name in names}
+    fields: dict[str, Any] = {name: msg.get(name) for name in names}
     if not all(isinstance(value, str) for value in fields.values()):
         raise ChannelMessageError(f"{kind}: missing or bad fields in {data[:60]!r}")
-    reason = str(msg.get("reason") or "")[:120]
+    fields["reason"] = str(msg.get("reason") or "")[:120]
     if cls is DisconnectUser:
-        return DisconnectUser(code=_code(msg, data), reason=reason,
-                              **fields)  # type: ignore[arg-type]
-    return cls(reason=reason, **fields)  # type: ignore[no-any-return]
+        fields["code"] = _code(msg, data)
+    command: AdminCommand = cls(**fields)
+    return command
 
 
 def format_admin(command: AdminCommand) -> bytes:
     kind = next(k for k, (cls, _) in _ADMIN_KINDS.items() if isinstance(command, cls))
-    body: dict[str, object] = {"kind": kind}
-    for name in command.__dataclass_fields__:
-        body[name] = getattr(command, name)
-    return json.dumps(body).encode()
+    return json.dumps({"kind": kind, **dataclasses.asdict(command)}).encode()
 
 
 def format_states_ready(room: str, version: int, conns: list[str] | tuple[str, ...]) -> bytes:

@@ -8,7 +8,7 @@ view, so they follow the event stream (and need the presence service running).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from redis.exceptions import RedisError
@@ -31,7 +31,8 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(req
 Tenant = Annotated[TenantName, Query(description="the tenant (default `default`)")]
 User = Annotated[UserId, Path(description="user id (a token's `sub`); `/` allowed")]
 Room = Annotated[RoomName, Path(description="room name; `/` allowed")]
-NOT_FOUND = {404: {"description": "the user has no live connection (in that room)"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "the user has no live connection (in that room)"}}
 
 
 def _unavailable(exc: Exception) -> HTTPException:
