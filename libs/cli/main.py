@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
+from goldwire.cli.admin import add_parser as add_admin_parser
 from goldwire.cli.tokens import DEFAULT_TTL, mint_token
 
 Handler = Callable[[argparse.Namespace, Mapping[str, str], TextIO], int]
@@ -121,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     stat.add_argument("--timeout", type=float, default=5.0, help="seconds")
     stat.add_argument("--json", action="store_true", help="print the whole answer as JSON")
     stat.set_defaults(handler=_cmd_status)
+
+    add_admin_parser(sub)
     return parser
 
 

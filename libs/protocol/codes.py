@@ -47,6 +47,7 @@ class CloseCode(IntEnum):
     RATE_LIMITED = 4008
     SLOW_CONSUMER = 4009
     SESSION_REVOKED = 4010
+    DISCONNECTED = 4011
     DRAINING = 4012
     TOO_MANY_CONNECTIONS = 4029
 
@@ -86,6 +87,7 @@ CLOSE_TABLE: dict[CloseCode, CloseInfo] = {
             CloseCode.SLOW_CONSUMER, "slow consumer (outbound queue full)", Reconnect.AT_ONCE, True
         ),
         CloseInfo(CloseCode.SESSION_REVOKED, "session revoked", Reconnect.NO, False),
+        CloseInfo(CloseCode.DISCONNECTED, "disconnected by an operator", Reconnect.NO, False),
         CloseInfo(CloseCode.DRAINING, "server draining", Reconnect.AT_ONCE, True),
         CloseInfo(
             CloseCode.TOO_MANY_CONNECTIONS, "too many connections for this user", Reconnect.NO,

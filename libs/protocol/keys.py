@@ -136,6 +136,11 @@ class Keys:
         status change is shown in, read without walking each connection's set."""
         return self.user_tag(tenant, user) + ":ur"
 
+    def user_connections(self, tenant: str, user: str) -> str:
+        """Hash conn id → JSON record (node, rooms, connected_at, device, ...) of each live
+        connection, written by the gateway that holds it: what the admin API lists."""
+        return self.user_tag(tenant, user) + ":gc"
+
     def user_conn_gone(self, tenant: str, user: str, conn: str) -> str:
         """Tombstone: the connection disconnected; later-seen events of it are ignored."""
         return self.user_tag(tenant, user) + ":ug:" + conn

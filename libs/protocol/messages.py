@@ -157,9 +157,19 @@ class PresenceDiff(_Data):
 class RoomUpdate(_Data):
     """Room-level events. `kind` is one of `resync` (the gateway lost the live
     feed and could not prove nothing was missed: reload the room over HTTP),
-    `closed`, `kicked`, `counts`."""
+    `closed` (an operator closed the room: every member is out of it),
+    `kicked` (an operator removed this user from the room: this connection is
+    out of it), `counts` (reserved: not sent yet). After `closed` or `kicked`
+    the connection is no longer a member; a later `join` may be accepted again.
+    `reason` is the operator's text, when they gave one."""
 
-    kind: str
+    kind: Literal["resync", "closed", "kicked", "counts"]
+    reason: str | None = None
+
+
+def room_update_frame(room: str, kind: str, **data: Any) -> bytes:
+    """A `room_update` frame: `{"type": "room_update", "room", "data": {"kind", ...}}`."""
+    return encode({"type": "room_update", "room": room, "data": {"kind": kind, **data}})
 
 
 # --- encoding -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The gateway's HTTP face (FastAPI): publish API, `/v2/sync`, the SDK, health, readiness, metrics.
+"""The gateway's HTTP face (FastAPI): publish and admin APIs, `/v2/sync`, the SDK, health, metrics.
 
 The node and the forwarder (the pooled HTTP client `/v2/sync` calls the
 services behind it with) are created in `lifespan` and handed to request
@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from goldwire.gateway.admin_api import router as admin_router
 from goldwire.gateway.cors import add_cors
 from goldwire.gateway.handlers import run_command
 from goldwire.gateway.health import (
@@ -59,6 +60,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app = FastAPI(title="Goldwire gateway", version="1", lifespan=lifespan,
                   max_body_size=settings.max_body_bytes)
     app.include_router(publish_router)
+    app.include_router(admin_router)
     app.include_router(sync_router)
     app.include_router(sdk_router)
 

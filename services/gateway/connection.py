@@ -59,9 +59,8 @@ Dispatch = Callable[["GatewayNode", "Connection", Any], Awaitable[None]]
 class Connection:
     __slots__ = (
         "_auth_timer", "_dispatch", "_expiry_timer", "_flood_count", "_flood_window", "_inbox",
-        "_worker", "bucket", "counted", "device", "header_auth",
-        "id", "meta", "node", "principal", "rooms", "seq", "session_id", "state", "status",
-        "transport",
+        "_worker", "bucket", "connected_at", "counted", "device", "header_auth", "id", "meta",
+        "node", "principal", "rooms", "seq", "session_id", "state", "status", "transport",
     )
 
     def __init__(self, node: GatewayNode, transport: Transport, dispatch: Dispatch,
@@ -80,6 +79,7 @@ class Connection:
         self.meta: dict[str, Any] | None = None
         self.seq = 0  # the last event sequence number given out (next_seq)
         self.counted = False  # holds one of the user's slots (MAX_CONNECTIONS_PER_USER)
+        self.connected_at = 0  # ms since the epoch when it was attached (authenticated)
         settings = node.settings
         loop = asyncio.get_running_loop()
         self.bucket = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst,

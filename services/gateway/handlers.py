@@ -167,6 +167,7 @@ def _finish_join(node: GatewayNode, conn: Connection, pending: PendingJoin) -> N
         assert conn.principal is not None
         node.outbox.event("join", conn, room=pending.room.name, name=conn.principal.name,
                           offset=pending.history.resume_offset())
+        node.index.put(conn)
     else:
         conn.rooms.pop(pending.room.name, None)
 
@@ -187,6 +188,7 @@ async def handle_leave(node: GatewayNode, conn: Connection, command: Leave) -> d
         raise CommandError(ErrorCode.NOT_FOUND, f"not in room {command.room!r}")
     node.rooms.leave(conn, room)
     node.outbox.event("leave", conn, room=command.room)
+    node.index.put(conn)
     return {"room": command.room}
 
 
@@ -220,6 +222,7 @@ async def handle_status(node: GatewayNode, conn: Connection, command: Status) ->
     conn.status = command.status
     conn.meta = command.meta
     node.outbox.event("status", conn, status=command.status, meta=command.meta)
+    node.index.put(conn)
     return {"status": command.status}
 
 

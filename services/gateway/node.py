@@ -13,10 +13,12 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from goldwire.gateway import admin
 from goldwire.gateway.auth import TokenVerifier
 from goldwire.gateway.authz import RoomAuthorizer
 from goldwire.gateway.broker import RedisBroker
 from goldwire.gateway.clientip import ClientAddress, parse_networks
+from goldwire.gateway.conn_index import ConnectionIndex
 from goldwire.gateway.groups import GroupTable, LocalGroup
 from goldwire.gateway.metrics import GatewayMetrics
 from goldwire.gateway.outbox import Outbox
@@ -24,7 +26,14 @@ from goldwire.gateway.ratelimit import RedisRateLimiter
 from goldwire.gateway.rooms import LocalRoom, RoomHub
 from goldwire.gateway.settings import GatewaySettings
 from goldwire.gateway.slots import SlotsRefused, UserSlots
-from goldwire.protocol.channels import ChannelMessageError, StatesReady, parse_node
+from goldwire.protocol.channels import (
+    AdminCommand,
+    ChannelMessageError,
+    CloseConnection,
+    StatesReady,
+    format_admin,
+    parse_node,
+)
 from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.errors import GoldwireError
 from goldwire.protocol.frames import room_frame_parts
@@ -50,7 +59,8 @@ class PublishTooLarge(GoldwireError):
 
 
 class NodeControl:
-    """The node's own channel: other processes ask it to close connections."""
+    """The node's own channel: other processes ask it to close connections, and the
+    admin API sends it operators' commands (admin.py)."""
 
     def __init__(self, node: GatewayNode) -> None:
         self.node = node
@@ -63,10 +73,12 @@ class NodeControl:
             return
         if isinstance(message, StatesReady):
             self._states_ready(message)
-        else:
+        elif isinstance(message, CloseConnection):
             conn = self.node.connections.get(message.conn)
             if conn is not None:
                 conn.close(message.code, message.reason)
+        else:
+            admin.apply(self.node, message)
 
     def _states_ready(self, message: StatesReady) -> None:
         """Presence announced these joiners' state: read it once per room for them all."""
@@ -99,6 +111,8 @@ class GatewayNode:
                            settings.notifications_retention_days, settings.idempotency_window)
         self.slots = UserSlots(self.broker.redis, self.node_id,
                                settings.max_connections_per_user, settings.user_nodes_ttl)
+        self.index = ConnectionIndex(self.keys, self.node_id, self.slots.ttl_ms,
+                                     self.outbox.command)
         self.client_address = ClientAddress(parse_networks(settings.trusted_proxies))
         self.connect_limiter = RedisRateLimiter(self.broker.redis, settings.connect_rate_per_ip,
                                                 settings.connect_rate_burst)
@@ -179,7 +193,11 @@ class GatewayNode:
         """A connection authenticated: index it by user and tenant, report it."""
         p = conn.principal
         assert p is not None
+        if conn.is_closed:  # closed while its session opened: detach already ran
+            return
         self.connections[conn.id] = conn
+        conn.connected_at = int(time.time() * 1000)
+        self.index.put(conn)
         user, tenant = await asyncio.gather(
             self.groups.acquire(self._user_channel(p.tenant, p.user_id), self._group),
             self.groups.acquire(self._tenant_channel(p.tenant), self._group),
@@ -196,6 +214,7 @@ class GatewayNode:
         if not was_ready or conn.principal is None:
             return
         p = conn.principal
+        self.index.drop(conn)
         now = conn.now()
         for room in conn.rooms.values():
             self.rooms.leave(conn, room)
@@ -219,6 +238,9 @@ class GatewayNode:
             key = self.keys.user_nodes(tenant, user)
             self.outbox.command("HSET", key, self.node_id, count)
             self.outbox.command("PEXPIRE", key, self.slots.ttl_ms)
+        for conn in list(self.connections.values()):
+            if conn.principal is not None:
+                self.index.put(conn)
 
     async def _user_counts_loop(self) -> None:
         """Keep the count hashes of users connected here from expiring (a dead node's
@@ -228,6 +250,7 @@ class GatewayNode:
             await asyncio.sleep(ttl_ms / 1000 / 4)
             for tenant, user in list(self.user_counts):
                 self.outbox.command("PEXPIRE", self.keys.user_nodes(tenant, user), ttl_ms)
+                self.index.keep_alive(tenant, user)
 
     def _group(self, channel: bytes) -> LocalGroup:
         return LocalGroup(channel, self.metrics)
@@ -297,6 +320,22 @@ class GatewayNode:
             return int(json.loads(stored).get("delivered", 0)), True
         await self.broker.remember_result(idem, {"delivered": reached})
         return reached, False
+
+    async def admin_command(self, command: AdminCommand) -> int:
+        """Send an operator's command to every live gateway (this one too); returns how
+        many received it. Liveness is read first, so a gateway started a moment ago is
+        not left out."""
+        await self._refresh_liveness()
+        data = format_admin(command)
+        pipe = self.broker.redis.pipeline(transaction=False)
+        for node_id in sorted(self.live_nodes):
+            pipe.publish(self.keys.node_channel(node_id), data)
+        return sum(await pipe.execute())
+
+    async def live_node_ids(self) -> set[str]:
+        """The gateways alive now (read from Redis, not the last periodic look)."""
+        await self._refresh_liveness()
+        return set(self.live_nodes)
 
     # --- Redis gaps -------------------------------------------------------------------
     def _on_feed_lost(self) -> None:

@@ -17,8 +17,10 @@ from typing import Any
 
 from goldwire.gateway.auth import TokenVerifier
 from goldwire.gateway.authz import RoomAuthorizer
+from goldwire.gateway.conn_index import ConnectionIndex
 from goldwire.gateway.metrics import GatewayMetrics
 from goldwire.gateway.settings import GatewaySettings
+from goldwire.protocol.keys import Keys
 
 SECRET = "unit-test-secret-0123456789-0123456789-abcdef"
 
@@ -92,6 +94,9 @@ class UnitNode:
         self.verifier = TokenVerifier(self.settings)
         self.authorizer = RoomAuthorizer(self.settings)
         self.outbox = RecordingOutbox()
+        self.index_writes: list[tuple[Any, ...]] = []  # the connection index's commands
+        self.index = ConnectionIndex(Keys("unit"), self.node_id, 60_000,
+                                     lambda *args: self.index_writes.append(args))
         self.detached: list[tuple[Any, bool]] = []
         self._counter = 0
 

@@ -7,9 +7,13 @@ import pytest
 from goldwire.protocol.channels import (
     ChannelMessageError,
     CloseConnection,
+    CloseRoom,
+    DisconnectUser,
+    KickUser,
     PresenceDiffNote,
     RoomMessage,
     StatesReady,
+    format_admin,
     format_close,
     format_presence_diff,
     format_room_message,
@@ -45,6 +49,16 @@ def test_close_round_trip() -> None:
     assert parse_node(b'{"kind":"close","conn":"c"}') == CloseConnection("c", 1000, "")
 
 
+@pytest.mark.parametrize("command", [
+    DisconnectUser("t1", "ada/x", 4011, "disconnected by an operator"),
+    KickUser("t1", "ada", "doc:1", "spam"),
+    KickUser("t1", "ada", "doc:1"),
+    CloseRoom("default", "team/a=b"),
+])
+def test_admin_commands_round_trip(command) -> None:
+    assert parse_node(format_admin(command)) == command
+
+
 @pytest.mark.parametrize("data", [
     b"", b"nospace", b"abc {}", b"- x {}", b"- 5", b"9-x {}",
 ])
@@ -57,6 +71,8 @@ def test_bad_room_messages_are_refused(data: bytes) -> None:
     b"", b"P doc:1", b"P doc:1\nseven\nc1", b"[]", b'{"kind":"open","conn":"c"}',
     b'{"kind":"close"}', b'{"kind":"close","conn":"c","code":"x"}', b"\xff",
     b"S c1\ndoc:1\n3\n{}",  # a state built by presence: no producer sends these any more
+    b'{"kind":"kick","tenant":"t","user":"u"}', b'{"kind":"close_room","tenant":1,"room":"r"}',
+    b'{"kind":"disconnect_user","tenant":"t","user":"u","code":"x"}',
 ])
 def test_bad_node_messages_are_refused(data: bytes) -> None:
     with pytest.raises(ChannelMessageError):

@@ -22,6 +22,7 @@ export const CLOSE_TABLE: Readonly<Record<number, CloseInfo>> = {
   4008: { meaning: "rate limited (flood)", reconnect: "with_backoff", recover: true },
   4009: { meaning: "slow consumer (outbound queue full)", reconnect: "at_once", recover: true },
   4010: { meaning: "session revoked", reconnect: "no", recover: false },
+  4011: { meaning: "disconnected by an operator", reconnect: "no", recover: false },
   4012: { meaning: "server draining", reconnect: "at_once", recover: true },
   4029: { meaning: "too many connections for this user", reconnect: "no", recover: false },
 };

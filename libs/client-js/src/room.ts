@@ -33,7 +33,8 @@ export interface RoomEvents {
   presence: PresenceMember[];
   /** Messages may have been missed: reload the room's state over HTTP. */
   resync: ResyncInfo;
-  /** Every `room_update` frame's data (counts, closed, kicked, resync). */
+  /** Every `room_update` frame's data (counts, closed, kicked, resync); after `closed` or
+   * `kicked` the room is `unjoined` and is not rejoined on reconnect. */
   update: RoomUpdate;
   /** After every successful join or rejoin. */
   joined: JoinResult;
@@ -127,6 +128,13 @@ export class Room extends Emitter<RoomEvents> {
         // The gateway lost the live feed and its history: offsets restart with the new one.
         this.lastOffset = null;
         this.emit("resync", { reason: String(data.reason ?? "resync"), offset: null });
+      } else if (data.kind === "kicked" || data.kind === "closed") {
+        // An operator took this connection out of the room: it is not rejoined on the
+        // next connection (the page may call join() again, and the token decides).
+        this.wanted = false;
+        this.lastOffset = null;
+        this.presenceList.clear();
+        this.setState("unjoined");
       }
       return;
     }

@@ -134,6 +134,25 @@ test("presence is a member list kept from state and diffs, with status", async (
   assert.ok(lists.every(Array.isArray), "every presence event is a whole list");
 });
 
+test("a room an operator kicks the user from is left: unjoined, not rejoined", async (t) => {
+  const ada = client(gateway.ws, { token: () => mintToken("ada") });
+  t.after(() => ada.close());
+  await ada.connect();
+  const room = ada.room("doc:kick");
+  await room.join();
+  const update = next(room, "update");
+  const res = await fetch(gateway.http + "/v1/admin/rooms/doc:kick/kick", {
+    method: "POST",
+    headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({ user: "ada" }),
+  });
+  assert.equal(res.status, 200, await res.text());
+  assert.deepEqual(await update, { kind: "kicked" });
+  assert.equal(room.state, "unjoined");
+  await room.join(); // the page may ask again: the token still allows it
+  assert.equal(room.state, "joined");
+});
+
 test("preferences and notifications arrive as client events", async (t) => {
   const tab1 = client(gateway.ws, { token: () => mintToken("cy") });
   const tab2 = client(gateway.ws, { token: () => mintToken("cy") });
