@@ -8,10 +8,11 @@ histograms, observed once per operation, use prometheus_client's own objects.
 
 Not multi-process: no Goldwire process forks (uvicorn runs one worker, arq runs
 inside the service's own event loop), so every process serves its own `/metrics`
-and Prometheus sums over them. PROMETHEUS_MULTIPROC_DIR is neither needed nor read
-by this module; left unset (the normal case) prometheus_client keeps its values in
-memory. A deployment that ever runs several uvicorn workers must give each one its
-own port rather than share a registry across forks.
+and Prometheus sums over them. PROMETHEUS_MULTIPROC_DIR is not needed: unset (the
+normal case) prometheus_client keeps values in memory; set, it keeps the histograms'
+values in files there and each process's /metrics still reports its own (checked by
+hand). A deployment that ever runs several uvicorn workers per process must switch to
+prometheus_client's multiprocess collector or give each worker its own port.
 """
 
 from __future__ import annotations
