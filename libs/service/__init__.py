@@ -8,7 +8,6 @@ from goldwire.service.http import (
     api_key_checker,
     ascii_validation_errors,
     document_error_details,
-    prometheus_text,
 )
 from goldwire.service.jobs import cron_name, each_record, job_id, run_supervised
 from goldwire.service.process import freeze_startup_heap, run_service
@@ -23,7 +22,6 @@ __all__ = [
     "each_record",
     "freeze_startup_heap",
     "job_id",
-    "prometheus_text",
     "redis_clients",
     "redis_from_url",
     "run_loading_scripts",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -74,21 +75,12 @@ def document_error_details(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def prometheus_text(prefix: str, values: Mapping[str, float]) -> str:
-    """`name_total` values are counters, the rest gauges."""
-    lines = []
-    for name, value in values.items():
-        full = f"{prefix}_{name}"
-        kind = "counter" if name.endswith("_total") else "gauge"
-        lines += [f"# TYPE {full} {kind}", f"{full} {value}"]
-    return "\n".join(lines) + "\n"
-
-
 def add_health_routes(app: FastAPI, checks: Callable[[Request], Awaitable[dict[str, bool]]],
-                      metrics: Callable[[Request], Awaitable[str]],
+                      metrics: Callable[[Request], Awaitable[bytes]],
                       alive: Callable[[Request], bool] | None = None) -> None:
     """/healthz (the process answers and `alive`: its background loops run), /readyz
-    (every check true), /metrics. A process whose stream consumer died still answers
+    (every check true), /metrics (`metrics` renders the exposition text, see
+    goldwire.service.metrics). A process whose stream consumer died still answers
     HTTP but does nothing: /healthz is 503 then, so the orchestrator restarts it."""
 
     @app.get("/healthz")
@@ -110,4 +102,4 @@ def add_health_routes(app: FastAPI, checks: Callable[[Request], Awaitable[dict[s
 
     @app.get("/metrics", response_class=PlainTextResponse)  # documented as text, not JSON
     async def metrics_route(request: Request) -> PlainTextResponse:
-        return PlainTextResponse(await metrics(request), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(await metrics(request), media_type=CONTENT_TYPE_LATEST)

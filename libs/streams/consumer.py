@@ -47,6 +47,7 @@ class ConsumerStats:
     failures: int = 0
     dead_lettered: int = 0
     lag: int = 0
+    pending: int = 0  # read by the group, not yet acknowledged (as of the last lag())
     last_batch_at: float = 0.0
     running: bool = False
 
@@ -241,9 +242,11 @@ class StreamConsumer:
             raise
 
     async def lag(self) -> int:
-        """Entries not yet delivered to the group (Redis >= 7)."""
+        """Entries not yet delivered to the group (Redis >= 7); also notes its pending
+        entries in `stats.pending` (the same XINFO GROUPS answer, for /metrics)."""
         for group in await self.redis.xinfo_groups(self.stream):
             name = group.get("name")
             if name in (self.group, self.group.encode()):
                 self.stats.lag = int(group.get("lag") or 0)
+                self.stats.pending = int(group.get("pending") or 0)
         return self.stats.lag

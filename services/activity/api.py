@@ -9,6 +9,7 @@ the history of a user whose id ends in `/summary` is asked with the id's `/` sen
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -26,7 +27,6 @@ from goldwire.protocol.names import DEFAULT_TENANT, TenantName, UserId, is_room
 from goldwire.service import (
     add_health_routes,
     document_error_details,
-    prometheus_text,
 )
 from goldwire.service.base import require_api_key, service_app
 
@@ -209,22 +209,11 @@ def create_app(settings: ActivitySettings) -> FastAPI:
         return {"consumer": service.running(), "redis": True,
                 "lag_ok": lag <= service.settings.activity_ready_max_lag}
 
-    async def metrics(request: Request) -> str:
-        service = service_of(request)
-        try:
-            await service.consumer.lag()
-        except Exception:
-            pass  # the last known lag is still worth reporting
-        st, counts = service.consumer.stats, service.stats
-        names = ("events_seen", "events_recorded", "events_duplicate", "events_too_old",
-                 "events_replayed", "events_skipped", "rollups", "rolled_up_counters", "trims",
-                 "trimmed_entries", "swept_connections", "stats_pushed", "job_runner_restarts",
-                 "job_records_skipped")
-        values: dict[str, float] = {f"{n}_total": counts[n] for n in names}
-        values.update(stream_claimed_total=st.claimed, stream_failures_total=st.failures,
-                      stream_dead_letters_total=st.dead_lettered,
-                      stream_lag=st.lag)
-        return prometheus_text("goldwire_activity", values)
+    async def metrics(request: Request) -> bytes:
+        service: ActivityService = service_of(request)
+        with contextlib.suppress(Exception):
+            await service.consumer.lag()  # the last known lag is still worth reporting
+        return service.metrics.render()
 
     add_health_routes(app, checks, metrics, alive=lambda request: service_of(request).running())
     document_error_details(app)

@@ -13,6 +13,7 @@ from arq.worker import Worker
 
 from goldwire.activity import jobs, scripts
 from goldwire.activity.consumer import PipelinedConsumer
+from goldwire.activity.metrics import activity_metrics
 from goldwire.activity.queries import Analytics
 from goldwire.activity.recorder import Prepared, Recorder
 from goldwire.activity.settings import ActivitySettings
@@ -48,6 +49,7 @@ class ActivityService(BackgroundService):
             claim_idle_ms=int(settings.activity_claim_idle * 1000),
             dead_letter=self.keys.dead_letters(), dead_letter_maxlen=settings.dead_letter_maxlen)
         self.stats: Counter[str] = Counter()
+        self.metrics = activity_metrics(self)
         super().__init__()  # self._tasks: the loops start() runs
 
     async def start(self) -> None:

@@ -33,6 +33,7 @@ from goldwire.gateway.sync_api import Forwarder
 from goldwire.gateway.sync_api import router as sync_router
 from goldwire.protocol.names import DEFAULT_TENANT
 from goldwire.service.http import ascii_validation_errors, document_error_details
+from goldwire.service.metrics import CONTENT_TYPE_LATEST
 from goldwire.service.request_id import RequestIdMiddleware
 
 DeepQuery = Annotated[bool, Query(description="Also ask every service and read the event "
@@ -106,8 +107,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @app.get("/metrics", response_class=PlainTextResponse)  # documented as text, not JSON
     async def metrics(request: Request) -> PlainTextResponse:
         node: GatewayNode = request.state.node
-        return PlainTextResponse(node.metrics.render(),
-                                 media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(node.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     document_error_details(app)
     ascii_validation_errors(app)

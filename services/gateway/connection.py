@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("goldwire.gateway.connection")
 
+NO_CLOSE_FRAME = 1006  # RFC 6455: the code reported, never sent, when no close frame came
+
 
 class ConnState(Enum):
     AWAITING_CONNECT = "awaiting_connect"
@@ -107,6 +109,7 @@ class Connection:
             if binary:
                 raise BadFrame("binary frames are not part of the protocol; send JSON text")
             command = parse_command(data)
+            node.metrics.command(command.op)
         except BadFrame as exc:
             node.metrics.bad_frames += 1
             if self.state is ConnState.AWAITING_CONNECT:
@@ -146,9 +149,13 @@ class Connection:
         # connection keeps no context of its own (measured 0.36 KB a socket); its token
         # timer still holds the context it was made in (~0.25 KB: 10.7 -> 11.0 KB).
         use_log_fields(self._log_fields())
+        seconds = self.node.metrics.command_seconds  # op -> its latency histogram
         try:
             while self._inbox and self.state is not ConnState.CLOSED:
-                await self._dispatch(self.node, self, self._inbox.popleft())
+                command = self._inbox.popleft()
+                start = time.perf_counter()
+                await self._dispatch(self.node, self, command)
+                seconds[command.op].observe(time.perf_counter() - start)
         finally:
             self._worker = None
 
@@ -183,8 +190,9 @@ class Connection:
         if self.state is ConnState.AWAITING_CONNECT:
             self.close(CloseCode.UNAUTHORIZED, "auth timeout")
 
-    def on_closed(self) -> None:
-        """The socket is gone: leave everything, report the disconnect."""
+    def on_closed(self, code: int = NO_CLOSE_FRAME) -> None:
+        """The socket is gone: leave everything, report the disconnect. `code` is the
+        close code it ended with (the transport's `close_code`), for the metrics."""
         if self.state is ConnState.CLOSED:
             return
         was_ready = self.state is ConnState.READY
@@ -195,7 +203,7 @@ class Connection:
             self._expiry_timer.cancel()
         if self._worker is not None:
             self._worker.cancel()
-        self.node.metrics.connections_closed += 1
+        self.node.metrics.closed(code)
         self.node.detach(self, was_ready)
 
     # --- outbound ------------------------------------------------------------------------

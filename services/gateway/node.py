@@ -127,9 +127,12 @@ class GatewayNode:
         self._started_ms = int(time.time() * 1000)
         self._liveness_set = False
         self._tasks: list[asyncio.Task[None]] = []
-        self.metrics.gauge("connections", lambda: len(self.connections))
-        self.metrics.gauge("rooms", lambda: len(self.rooms.rooms()))
-        self.metrics.gauge("subscriptions", lambda: len(self.groups.groups))
+        self.metrics.gauge("connections", lambda: len(self.connections),
+                           "Open client connections on this node")
+        self.metrics.gauge("rooms", lambda: len(self.rooms.rooms()),
+                           "Rooms with members on this node")
+        self.metrics.gauge("subscriptions", lambda: len(self.groups.groups),
+                           "Redis pub/sub channels this node holds (rooms, users, tenants)")
 
     # --- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
@@ -400,7 +403,9 @@ class GatewayNode:
         pipe.zremrangebyscore(keys.nodes(), "-inf", now_ms - 3_600_000)
         pipe.zrangebyscore(keys.nodes(), now_ms, "+inf")
         was_alive, had_epoch, *_, live = await pipe.execute()
-        self.metrics.redis_latency_seconds = time.perf_counter() - start
+        latency = time.perf_counter() - start
+        self.metrics.redis_latency_seconds = latency
+        self.metrics.redis_seconds.observe(latency)
         self.live_nodes = {n.decode() for n in live} | {self.node_id}
         if self._liveness_set and was_alive is None:
             if had_epoch is not None:

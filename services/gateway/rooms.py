@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
@@ -78,8 +79,13 @@ class LocalRoom(LocalGroup):
         if offset <= self.last_offset:
             return  # a catch-up replay already delivered it
         self.last_offset = offset
-        self.metrics.room_messages += 1
-        self.deliver(payload)
+        metrics = self.metrics
+        metrics.room_messages += 1
+        if self.members:
+            self.deliver(payload)
+            # Once per message, not per socket: the offset's ms is the frame's ts (the
+            # Redis clock at publish), so this is publish to our local sockets' writes.
+            metrics.publish_to_socket.observe(max(0.0, time.time() - offset[0] / 1000))
         for buffer in self.pending.values():
             buffer.append((offset, payload))
 

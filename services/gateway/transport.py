@@ -22,7 +22,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from goldwire.gateway.connection import Connection, Dispatch
+from goldwire.gateway.connection import NO_CLOSE_FRAME, Connection, Dispatch
 from goldwire.gateway.ratelimit import Verdict
 from goldwire.protocol.codes import CloseCode
 
@@ -95,7 +95,7 @@ class WebSocketTransport(asyncio.Protocol):
         if self._abort_handle is not None:
             self._abort_handle.cancel()
         if self.conn is not None:
-            self.conn.on_closed()
+            self.conn.on_closed(self.close_code())
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: tell the client to reconnect elsewhere."""
@@ -156,6 +156,12 @@ class WebSocketTransport(asyncio.Protocol):
 
     def is_open(self) -> bool:
         return self.ws.state is State.OPEN
+
+    def close_code(self) -> int:
+        """The code this socket ended with: the one we sent (the gateway decided, or
+        echoed the peer's), else the peer's, else 1006 (aborted: no close frame)."""
+        frame = self.ws.close_sent or self.ws.close_rcvd
+        return frame.code if frame is not None else NO_CLOSE_FRAME
 
     def closed_cleanly(self) -> bool:
         """The peer sent a close frame: it read everything we sent before ours or its."""

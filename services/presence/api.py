@@ -18,7 +18,6 @@ from goldwire.service import (
     add_health_routes,
     ascii_validation_errors,
     document_error_details,
-    prometheus_text,
 )
 from goldwire.service.base import require_api_key, service_app
 
@@ -70,26 +69,11 @@ def create_app(settings: PresenceSettings) -> FastAPI:
         return {"consumer": service.running(), "redis": True,
                 "lag_ok": lag <= service.settings.presence_ready_max_lag}
 
-    async def metrics(request: Request) -> str:
+    async def metrics(request: Request) -> bytes:
         service: PresenceService = request.state.service
         with contextlib.suppress(Exception):
             await service.consumer.lag()  # the last known lag is still worth reporting
-        st, stats = service.consumer.stats, service.stats
-        return prometheus_text("goldwire_presence", {
-            "events_handled_total": stats["events_handled"],
-            "changes_published_total": stats["changes_published"],
-            "sweeps_total": stats["sweeps"],
-            "ghosts_removed_total": stats["ghosts_removed"],
-            "paced_flushes_total": stats["paced_flushes"],
-            "events_skipped_total": stats["events_skipped"],
-            "job_runner_restarts_total": stats["job_runner_restarts"],
-            "webhooks_delivered_total": stats["webhooks_delivered"],
-            "webhook_failures_total": stats["webhook_failures"],
-            "stream_claimed_total": st.claimed,
-            "stream_failures_total": st.failures,
-            "stream_dead_letters_total": st.dead_lettered,
-            "stream_lag": st.lag,
-        })
+        return service.metrics.render()
 
     add_health_routes(app, checks, metrics, alive=lambda request: service_of(request).running())
     document_error_details(app)

@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,13 +89,17 @@ def _s(value: Any) -> str:
 
 class PresenceEngine:
     def __init__(self, redis: Redis, keys: Keys, grace_ms: int, tombstone_ttl: int,
-                 pacer: DiffPacer | None = None) -> None:
+                 pacer: DiffPacer | None = None,
+                 observe_diff_age: Callable[[float], None] | None = None) -> None:
         self.redis = redis
         self.keys = keys
         self.grace_ms = grace_ms
         self.tombstone_ttl = tombstone_ttl
         self.pacer = pacer or DiffPacer(budget=0, max_interval_ms=0)  # default: no pacing
         self.flush_deferred = asyncio.Event()  # set when the pacer holds a room back
+        # Seconds from a room's oldest event in a batch to the flush that published its
+        # diff, once per flushed room per batch (goldwire_presence_join_to_diff_seconds).
+        self.observe_diff_age = observe_diff_age or (lambda seconds: None)
         self._user = BoundScript(scripts.USER_APPLY, redis)
         self._room = BoundScript(scripts.ROOM_APPLY, redis)
         self._status = BoundScript(scripts.ROOM_STATUS, redis)
@@ -158,6 +162,11 @@ class PresenceEngine:
         # publishes what a run that died before its flush left pending. A room the pacer
         # holds back is indexed in the due set first, so its flush is never orphaned.
         last = {(ev.tenant, room): i for i, (ev, _, room, _) in enumerate(room_ops)}
+        oldest: dict[RoomId, int] = {}  # room -> ts (ms) of its oldest event in the batch
+        for ev, _, room, _ in room_ops:
+            ts = ev.ts or now
+            if ts < oldest.get((ev.tenant, room), ts + 1):
+                oldest[(ev.tenant, room)] = ts
         room_keys = {where: self._room_keys(*where) for where in last}
         plans = {where: self.pacer.plan(where, now) for where in last}
         deferred: list[RoomId] = []
@@ -205,8 +214,10 @@ class PresenceEngine:
         self.pacer.indexed(deferred)
         if deferred:
             self.flush_deferred.set()
+        done_ms = time.time() * 1000
         for where, at in flushes.items():
             self.pacer.flushed(where, now, int(results[at][-1]))
+            self.observe_diff_age(max(0.0, done_ms - oldest[where]) / 1000)
         for ev, room, at in joins_leaves:
             raw = results[at]
             if int(raw[0]) == 0:

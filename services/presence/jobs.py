@@ -92,6 +92,7 @@ async def deliver_webhook(ctx: dict[str, Any], body: str) -> None:
     settings = service.settings
     data = body.encode()
     headers = signed_headers(settings.presence_webhook_secret, data, time.time())
+    start = time.perf_counter()
     try:
         resp = await service.http.post(settings.presence_webhook_url, content=data,
                                        headers=headers)
@@ -99,6 +100,8 @@ async def deliver_webhook(ctx: dict[str, Any], body: str) -> None:
     except httpx.HTTPError as exc:
         log.warning("webhook failed: %s", exc)
         ok = False
+    metrics = service.metrics
+    (metrics.webhook_ok if ok else metrics.webhook_failed).observe(time.perf_counter() - start)
     if not ok:
         service.stats["webhook_failures"] += 1
         tries = ctx.get("job_try", 1)

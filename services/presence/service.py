@@ -18,6 +18,7 @@ from redis.exceptions import RedisError, ResponseError
 from goldwire.presence import jobs
 from goldwire.presence.engine import PresenceChange, PresenceEngine
 from goldwire.presence.events import parse_event
+from goldwire.presence.metrics import PresenceMetrics
 from goldwire.presence.notify import publish_changes
 from goldwire.presence.pacing import DiffPacer
 from goldwire.presence.settings import PresenceSettings
@@ -37,18 +38,21 @@ class PresenceService(BackgroundService):
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self.redis, self._stream_redis = redis_clients(settings.redis_url)
+        self.stats: Counter[str] = Counter()
+        self.kinds: Counter[str] = Counter()  # events applied, by kind
+        self.metrics = PresenceMetrics(self)
         self.engine = PresenceEngine(self.redis, self.keys,
                                      int(settings.presence_leave_grace * 1000),
                                      settings.tombstone_ttl,
                                      DiffPacer(settings.presence_diff_budget,
-                                               settings.presence_diff_max_interval * 1000))
+                                               settings.presence_diff_max_interval * 1000),
+                                     observe_diff_age=self.metrics.join_to_diff.observe)
         self.consumer = StreamConsumer(
             self._stream_redis, self.keys.events(), self.keys.consumer_group(SERVICE),
             self.handle, batch=settings.presence_batch,
             claim_idle_ms=int(settings.presence_claim_idle * 1000),
             dead_letter=self.keys.dead_letters(), dead_letter_maxlen=settings.dead_letter_maxlen)
         self.http = httpx.AsyncClient(timeout=3)
-        self.stats: Counter[str] = Counter()
         self.arq: ArqRedis | None = None
         super().__init__()  # self._tasks: the loops start() runs
 
@@ -147,6 +151,7 @@ class PresenceService(BackgroundService):
                     self.stats["events_skipped"] += 1
                     log.exception("presence: skipping an event the scripts refuse: %s", ev)
         self.stats["events_handled"] += len(events)
+        self.kinds.update(ev.kind for ev in events)
         await self.publish(changes)
 
     async def publish(self, changes: list[PresenceChange]) -> None:

@@ -10,6 +10,7 @@ gateway sends the id `%2F`-encoded, which arrives decoded and matches the same w
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
@@ -21,7 +22,6 @@ from goldwire.service import (
     add_health_routes,
     ascii_validation_errors,
     document_error_details,
-    prometheus_text,
 )
 from goldwire.service.base import require_api_key, service_app
 from goldwire.sessions.service import SessionsService
@@ -131,16 +131,11 @@ def create_app(settings: SessionsSettings) -> FastAPI:
         await service.redis.ping()
         return {"consumer": service.running(), "redis": True}
 
-    async def metrics(request: Request) -> str:
-        service: SessionsService = request.state.service
-        st, stats = service.consumer.stats, service.stats
-        return prometheus_text("goldwire_sessions", {
-            "events_handled_total": stats["events_handled"],
-            "events_skipped_total": stats["events_skipped"],
-            "sessions_expired_total": stats["sessions_expired"],
-            "job_runner_restarts_total": stats["job_runner_restarts"],
-            "stream_claimed_total": st.claimed, "stream_failures_total": st.failures,
-            "stream_dead_letters_total": st.dead_lettered})
+    async def metrics(request: Request) -> bytes:
+        service: SessionsService = service_of(request)
+        with contextlib.suppress(Exception):
+            await service.consumer.lag()  # the last known lag is still worth reporting
+        return service.metrics.render()
 
     add_health_routes(app, checks, metrics, alive=lambda request: service_of(request).running())
     document_error_details(app)

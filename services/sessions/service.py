@@ -22,6 +22,7 @@ from goldwire.protocol.events import MalformedEvent, parse_event
 from goldwire.protocol.keys import Keys
 from goldwire.service import cron_name, redis_clients, run_loading_scripts, run_supervised
 from goldwire.service.base import BackgroundService
+from goldwire.sessions.metrics import sessions_metrics
 from goldwire.sessions.settings import SessionsSettings
 from goldwire.store.inbox import Inbox
 from goldwire.store.sessions import SessionStore
@@ -55,6 +56,7 @@ class SessionsService(BackgroundService):
             claim_idle_ms=int(settings.sessions_claim_idle * 1000),
             dead_letter=self.keys.dead_letters(), dead_letter_maxlen=settings.dead_letter_maxlen)
         self.stats: Counter[str] = Counter()
+        self.metrics = sessions_metrics(self)
         super().__init__()  # self._tasks: the loops start() runs
 
     async def start(self) -> None:

@@ -546,3 +546,21 @@ async def test_a_sweep_disconnect_redelivered_after_a_crash_still_leaves(redis) 
                     room="", ts=5, tomb_ttl=600)
     await eng.apply([sweep], grace_ms=0)  # the redelivery
     assert (await eng.room_members("default", ["doc:9"]))["doc:9"]["members"] == []
+
+
+async def test_each_flushed_room_observes_the_age_of_its_oldest_event(redis) -> None:
+    """goldwire_presence_join_to_diff_seconds: once per room flushed by a batch, from that
+    room's oldest event in the batch (event ts, ms) to the flush."""
+    ages: list[float] = []
+    eng = PresenceEngine(redis, Keys("gwtest:" + uuid.uuid4().hex[:8]), grace_ms=0,
+                         tombstone_ttl=600, observe_diff_age=ages.append)
+    now = int(time.time() * 1000)
+    log: list[GatewayEvent] = []
+    ada = _Conn(log, "ada", "n1.1")
+    ada.ev("connect")
+    ada.ev("join", room="doc:1")
+    ada.ev("join", room="doc:2")
+    log = [dataclasses.replace(ev, ts=now - 5000 + i * 1000) for i, ev in enumerate(log)]
+    await eng.apply(log)
+    assert len(ages) == 2  # doc:1 and doc:2, not one per event
+    assert 4.0 <= max(ages) < 60 and 3.0 <= min(ages) < max(ages)
