@@ -129,9 +129,11 @@ export interface PresenceDiff {
   leaves?: PresenceMember[];
   updates?: PresenceMember[];
 }
-/** Room-level events: `resync`, `closed`, `kicked`, `counts`, ... */
+/** Room-level events: `resync`, `closed` and `kicked` (an operator's; `reason` is their
+ * text when they gave one), `counts` (reserved). */
 export interface RoomUpdate {
-  kind: string;
+  kind: "resync" | "closed" | "kicked" | "counts";
+  reason?: string;
   [key: string]: unknown;
 }
 /** `system_message` pushed on every preferences change. */
