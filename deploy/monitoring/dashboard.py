@@ -22,6 +22,9 @@ PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
         ("sum(rate(goldwire_gateway_connections_opened_total[1m]))", "opened"),
         ("sum by (code) (rate(goldwire_gateway_connections_closed_total[1m]))",
          "closed {{code}}")]),
+    ("Messages published per second, by target and type", "ops", [
+        ("sum by (to, type) (rate(goldwire_gateway_messages_published_total[1m]))",
+         "{{to}} {{type}}")]),
     ("Deliveries per second (frames written)", "ops", [
         ("sum by (instance) (rate(goldwire_gateway_messages_out_total[1m]))", "{{instance}}")]),
     ("Publish to socket, p50 / p99", "s", [

@@ -69,6 +69,7 @@ class GatewayMetrics:
                                                  "since the process started")
     commands: dict[str, int] = field(default_factory=dict)  # op -> parsed commands
     closes: dict[int, int] = field(default_factory=dict)  # close code -> connections
+    published: dict[tuple[str, str], int] = field(default_factory=dict)  # (to, type) -> n
     _gauges: dict[str, tuple[str, Callable[[], float]]] = field(default_factory=dict,
                                                                 repr=False)
 
@@ -93,6 +94,12 @@ class GatewayMetrics:
     def command(self, op: str) -> None:
         self.commands[op] = self.commands.get(op, 0) + 1
 
+    def publish(self, to: str, type_: str) -> None:
+        """A message sent by this gateway (socket or HTTP) to a room, user or tenant;
+        `type_` is a MessageType value, so the label set stays small."""
+        key = (to, type_)
+        self.published[key] = self.published.get(key, 0) + 1
+
     def closed(self, code: int) -> None:
         self.connections_closed += 1
         self.closes[code] = self.closes.get(code, 0) + 1
@@ -115,5 +122,8 @@ class GatewayMetrics:
                 yield counter(f"{PREFIX}_{f.name}_total", help, value)
         yield counter(f"{PREFIX}_commands_total", "Client commands parsed, by op",
                       labels=("op",), samples={(op,): n for op, n in sorted(self.commands.items())})
+        yield counter(f"{PREFIX}_messages_published_total", "Messages this gateway published "
+                      "(socket or HTTP), by target (room, user, tenant) and message type",
+                      labels=("to", "type"), samples=dict(sorted(self.published.items())))
         for name, (help, read) in self._gauges.items():
             yield gauge(f"{PREFIX}_{name}", help, read())

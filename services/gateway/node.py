@@ -278,6 +278,7 @@ class GatewayNode:
         head, tail = room_frame_parts(type_, room, data, sender)
         self.check_size(len(head) + len(tail) + 40)  # + offset and ts
         self.metrics.publishes += 1
+        self.metrics.publish("room", type_)
         return await self.broker.publish_room(tenant, room, head, tail, idempotency_key)
 
     async def send_to_user(self, tenant: str, user: str, type_: str, data: dict[str, Any],
@@ -290,6 +291,7 @@ class GatewayNode:
         notification = None
         frame = direct_frame(type_, data, sender, int(time.time() * 1000))
         self.check_size(len(frame) + 40)  # a notification's frame also carries its id
+        self.metrics.publish("user", type_)
         if type_ == "notification":
             nid, dup, _ = await self.inbox.notify(tenant, user, data, sender, idempotency_key)
             if dup:
@@ -317,6 +319,7 @@ class GatewayNode:
         idem = self.keys.idempotency(tenant, idempotency_key) if idempotency_key else None
         frame = direct_frame(type_, data, sender, int(time.time() * 1000))
         self.check_size(len(frame))
+        self.metrics.publish("tenant", type_)
         reached, stored = await self.broker.publish_direct(self.keys.tenant_channel(tenant),
                                                            frame, idem)
         if stored is not None:

@@ -92,6 +92,8 @@ async def test_every_family_has_help_type_labels_and_moving_histograms(stack) ->
     # One message to two sockets: one observation (once per message, not per socket).
     assert value(after, g + "publish_to_socket_seconds", g + "publish_to_socket_seconds_count") == 1
     assert buckets(after, g + "publish_to_socket_seconds")[-1] == 1
+    assert value(after, g + "messages_published", g + "messages_published_total",
+                 to="room", type="document_update") == 1
     assert value(after, g + "redis_seconds", g + "redis_seconds_count") >= 1
     # The names operators and older tests know, still there with their values.
     assert value(after, g + "connections_opened", g + "connections_opened_total") == 2
