@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import random
 import signal
 import socket
 import sys
@@ -54,3 +55,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def free_cluster_port(host: str = "127.0.0.1", below: int = 55000) -> int:
+    """A free port under `below` whose +10000 (a Redis Cluster node's bus) is free too:
+    the kernel's ephemeral range reaches past 55535, where the bus port cannot exist."""
+    for _ in range(200):
+        port = random.randrange(20000, below)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                    sock.bind((host, p))
+        except OSError:
+            continue
+        return port
+    raise OSError(f"no free port pair under {below} on {host}")

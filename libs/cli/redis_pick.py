@@ -16,6 +16,9 @@ from typing import Protocol
 from goldwire.cli.redis_server import RedisServer
 
 DOCKER_ENV = "GOLDWIRE_TEST_DOCKER"
+# "1": the tests' Redis is a one-node Redis Cluster owning every slot (RedisServer's
+# `cluster_node`), so a cross-slot command or script fails as on a real cluster.
+CLUSTER_ENV = "GOLDWIRE_TEST_REDIS_CLUSTER"
 
 
 class PrivateRedis(Protocol):
@@ -37,6 +40,8 @@ class PrivateRedis(Protocol):
 def start_test_redis(environ: Mapping[str, str] | None = None) -> PrivateRedis:
     """Start a private Redis for a test session and return it (running)."""
     env = os.environ if environ is None else environ
+    if env.get(CLUSTER_ENV, "").strip() == "1":
+        return RedisServer(die_with_parent=True, cluster_node=True).start()
     choice = env.get(DOCKER_ENV, "").strip()
     if choice != "0":
         from goldwire.cli.redis_docker import start_docker_redis

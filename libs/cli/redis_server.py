@@ -38,7 +38,7 @@ from typing import IO
 
 import redis
 
-from goldwire.cli.procutil import free_port, parent_death_signal
+from goldwire.cli.procutil import free_cluster_port, free_port, parent_death_signal
 
 DEFAULT_START_TIMEOUT = 10.0
 _STOP_GRACE = 5.0
@@ -135,9 +135,14 @@ class RedisServer:
         start_timeout: float = DEFAULT_START_TIMEOUT,
         die_with_parent: bool = False,
         durable: bool = False,
+        cluster_node: bool = False,
     ) -> None:
         self.host = host
         self.durable = durable
+        # A one-node Redis Cluster owning every slot: clients need no redirections, but
+        # Redis refuses what a real cluster would (CROSSSLOT, a script touching another
+        # slot), which is how the tests check our key layout (GOLDWIRE_TEST_REDIS_CLUSTER).
+        self.cluster_node = cluster_node
         self._binary = binary
         self._fixed_port = port
         self._port = port
@@ -177,7 +182,7 @@ class RedisServer:
             return self
         last_error: RedisServerError | None = None
         for _ in range(_PORT_ATTEMPTS):
-            port = free_port(self.host)
+            port = free_cluster_port(self.host) if self.cluster_node else free_port(self.host)
             try:
                 self._spawn(port)
             except _PortTaken as exc:
@@ -243,6 +248,8 @@ class RedisServer:
             "--save", "",
             "--appendonly", "yes" if self.durable else "no",
             *(["--appendfsync", "always"] if self.durable else []),
+            *(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+              if self.cluster_node else []),
             "--dir", state.tmpdir,
             "--daemonize", "no",
         ]  # fmt: skip
@@ -261,6 +268,23 @@ class RedisServer:
             state.terminate()
             raise RedisServerError(f"cannot run {binary}: {exc}") from exc
         self._wait_ready(port, log_path)
+        if self.cluster_node:
+            self._own_every_slot(port)
+
+    def _own_every_slot(self, port: int) -> None:
+        """Assign every slot to this node (kept in nodes.conf across a restart) and wait
+        until the cluster says ok."""
+        client = redis.Redis(host=self.host, port=port, socket_timeout=2, decode_responses=True)
+        try:
+            if str(client.cluster("INFO").get("cluster_slots_assigned")) == "0":
+                client.execute_command("CLUSTER ADDSLOTSRANGE", 0, 16383)
+            deadline = time.monotonic() + max(self._start_timeout, 30.0)  # ~2 s here
+            while client.cluster("INFO").get("cluster_state") != "ok":
+                if time.monotonic() > deadline:
+                    raise RedisServerError(f"cluster node on {port} did not become ok")
+                time.sleep(0.05)
+        finally:
+            client.close()
 
     def _wait_ready(self, port: int, log_path: str) -> None:
         url = f"redis://{self.host}:{port}/0"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from redis.asyncio.connection import Connection
-from redis.exceptions import DataError
+from redis.exceptions import DataError, ResponseError
 
 from goldwire.service import redis_from_url, run_loading_scripts
 from goldwire.service.clients import HiredisConnection
@@ -34,17 +34,17 @@ def test_a_value_redis_cannot_take_is_a_data_error_as_before(value) -> None:
 async def test_clients_round_trip_commands_pipelines_and_blocking_reads(redis_server) -> None:
     redis = redis_from_url(redis_server.url)
     try:
-        await redis.set("gwtest:packing", "é\x00" * 1000)
-        assert await redis.get("gwtest:packing") == ("é\x00" * 1000).encode()
+        await redis.set("{gwtest:packing}", "é\x00" * 1000)
+        assert await redis.get("{gwtest:packing}") == ("é\x00" * 1000).encode()
         pipe = redis.pipeline(transaction=False)
-        pipe.zadd("gwtest:packing:z", {"a": 1.25})
-        pipe.zscore("gwtest:packing:z", "a")
-        pipe.xadd("gwtest:packing:s", {"f": b"\xff"})
+        pipe.zadd("{gwtest:packing}:z", {"a": 1.25})
+        pipe.zscore("{gwtest:packing}:z", "a")
+        pipe.xadd("{gwtest:packing}:s", {"f": b"\xff"})
         assert (await pipe.execute())[1] == 1.25
-        got = await redis.xread({"gwtest:packing:s": "0"}, block=100)
+        got = await redis.xread({"{gwtest:packing}:s": "0"}, block=100)
         assert got[0][1][0][1] == {b"f": b"\xff"}
     finally:
-        await redis.delete("gwtest:packing", "gwtest:packing:z", "gwtest:packing:s")
+        await redis.delete("{gwtest:packing}", "{gwtest:packing}:z", "{gwtest:packing}:s")
         await redis.aclose()
 
 
@@ -70,4 +70,22 @@ async def test_pipelined_scripts_are_loaded_again_after_a_script_flush(redis_ser
         assert runs == 3  # known now: no second try
     finally:
         await redis.delete("gwtest:scripted")
+        await redis.aclose()
+
+
+async def test_a_script_reaching_outside_its_keys_slot_is_refused(redis_server) -> None:
+    """The check every script here runs under (tests/service/conftest.py): a key in the
+    slot of the script's KEYS is fine, one in another slot fails as on a real cluster.
+    Without the loader's shebang Redis 7 would allow it, and this test would fail."""
+    script = parse("probe.lua", "-- KEYS[1] home   a key\n-- ARGV[1] other  a key name\n"
+                                "redis.call('SET', KEYS[1], 1)\n"
+                                "return redis.call('GET', ARGV[1])\n")
+    redis = redis_from_url(redis_server.url)
+    try:
+        probe = BoundScript(script, redis)
+        assert await probe(home="{gwtest:probe}:a", other="{gwtest:probe}:b") is None
+        with pytest.raises(ResponseError, match="hash to the same slot"):
+            await probe(home="{gwtest:probe}:a", other="{gwtest:elsewhere}:b")
+    finally:
+        await redis.delete("{gwtest:probe}:a")
         await redis.aclose()
