@@ -18,12 +18,13 @@ prometheus_client's multiprocess collector or give each worker its own port.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-__all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS", "Metrics", "counter", "gauge",
-           "stats_families", "stream_group_families"]
+__all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS", "Metrics", "consumer_families", "counter",
+           "gauge", "stats_families", "stream_group_families"]
 
 # Seconds, from a local Redis round trip (under a millisecond) to a stalled process.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -100,3 +101,24 @@ def stream_group_families(prefix: str, group: str, lag: int, pending: int) -> It
     yield gauge(f"{prefix}_stream_pending", "Event stream entries read by this service's "
                 "consumer group and not yet acknowledged (XINFO GROUPS pending)",
                 labels=("group",), samples={(group,): pending})
+
+
+# The stream consumer's own counts, the same in every service.
+STREAM_HELP = {
+    "stream_claimed_total": "Event stream entries claimed from dead consumers (XAUTOCLAIM)",
+    "stream_failures_total": "Event stream batches whose handling failed",
+    "stream_dead_letters_total": "Event stream entries set aside in the dead-letter stream",
+}
+
+
+def consumer_families(prefix: str, helps: Mapping[str, str], stats: Mapping[str, float],
+                      consumer: Any) -> Iterable[Metric]:
+    """A stream-consuming service's families: each stat named in `helps` (`name_total`
+    reads `stats[name]`), the consumer's claims, failures and dead letters, and its
+    group's lag and pending."""
+    st = consumer.stats
+    values = {name: stats[name.removesuffix("_total")] for name in helps}
+    values.update(stream_claimed_total=st.claimed, stream_failures_total=st.failures,
+                  stream_dead_letters_total=st.dead_lettered)
+    yield from stats_families(prefix, values, {**helps, **STREAM_HELP})
+    yield from stream_group_families(prefix, consumer.group, st.lag, st.pending)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
 
-from goldwire.service.metrics import Metrics, stats_families, stream_group_families
+from goldwire.service.metrics import Metrics, consumer_families
 
 if TYPE_CHECKING:
     from goldwire.activity.service import ActivityService
@@ -30,9 +30,6 @@ HELP = {
     "stats_pushed_total": "Live stats messages published to the stats room",
     "job_runner_restarts_total": "arq worker restarts after a crash",
     "job_records_skipped_total": "Records a job failed on (bad data), logged and skipped",
-    "stream_claimed_total": "Event stream entries claimed from dead consumers (XAUTOCLAIM)",
-    "stream_failures_total": "Event stream batches whose handling failed",
-    "stream_dead_letters_total": "Event stream entries set aside in the dead-letter stream",
 }
 
 
@@ -40,13 +37,7 @@ def activity_metrics(service: ActivityService) -> Metrics:
     metrics = Metrics(PREFIX)
 
     def collect() -> Iterable[Metric]:
-        st, stats = service.consumer.stats, service.stats
-        values: dict[str, float] = {name: stats[name.removesuffix("_total")] for name in HELP
-                                    if not name.startswith("stream_")}
-        values.update(stream_claimed_total=st.claimed, stream_failures_total=st.failures,
-                      stream_dead_letters_total=st.dead_lettered)
-        yield from stats_families(PREFIX, values, HELP)
-        yield from stream_group_families(PREFIX, service.consumer.group, st.lag, st.pending)
+        yield from consumer_families(PREFIX, HELP, service.stats, service.consumer)
 
     metrics.families(collect)
     return metrics

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
 
-from goldwire.service.metrics import Metrics, counter, stats_families, stream_group_families
+from goldwire.service.metrics import Metrics, consumer_families, counter
 
 if TYPE_CHECKING:
     from goldwire.presence.service import PresenceService
@@ -25,9 +25,6 @@ HELP = {
     "job_runner_restarts_total": "arq worker restarts after a crash",
     "webhooks_delivered_total": "Presence webhooks answered with a 2xx",
     "webhook_failures_total": "Presence webhook attempts that failed (retried by arq)",
-    "stream_claimed_total": "Event stream entries claimed from dead consumers (XAUTOCLAIM)",
-    "stream_failures_total": "Event stream batches whose handling failed",
-    "stream_dead_letters_total": "Event stream entries set aside in the dead-letter stream",
 }
 
 # Join-to-diff includes the batch wait and the pacing budget: up to seconds on purpose.
@@ -56,13 +53,7 @@ class PresenceMetrics:
 
     def collect(self) -> Iterable[Metric]:
         service = self.service
-        st, stats = service.consumer.stats, service.stats
-        values: dict[str, float] = {name: stats[name.removesuffix("_total")] for name in HELP
-                                    if not name.startswith("stream_")}
-        values.update(stream_claimed_total=st.claimed, stream_failures_total=st.failures,
-                      stream_dead_letters_total=st.dead_lettered)
-        yield from stats_families(PREFIX, values, HELP)
+        yield from consumer_families(PREFIX, HELP, service.stats, service.consumer)
         yield counter(f"{PREFIX}_events_total", "Gateway events applied, by kind (presence "
                       "kinds only)", labels=("kind",),
                       samples={(kind,): n for kind, n in sorted(service.kinds.items())})
-        yield from stream_group_families(PREFIX, service.consumer.group, st.lag, st.pending)
