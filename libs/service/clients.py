@@ -60,3 +60,31 @@ def redis_clients(url: str) -> tuple[Redis, Redis]:
     reader = redis_from_url(url, socket_timeout=None, socket_connect_timeout=5,
                             socket_keepalive=True)
     return commands, reader
+
+
+def is_cluster(url: str, timeout: float = 2.0) -> bool | None:
+    """Whether the Redis at `url` runs in cluster mode (`INFO cluster`); None when it
+    does not answer (the caller starts as usual and its clients retry)."""
+    import redis  # the sync client: this runs once, before the event loop starts
+
+    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        return bool(client.info("cluster").get("cluster_enabled"))
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        client.close()
+
+
+def jobs_redis_problem(settings: Any) -> str | None:
+    """Why this process cannot run its arq jobs where they would go, or None. arq cannot
+    run on a Redis Cluster (its keys carry no hash tag; it uses multi-key transactions),
+    so on a cluster the jobs need JOBS_REDIS_URL, a plain Redis."""
+    if settings.jobs_redis_url:
+        if is_cluster(settings.jobs_redis_url):
+            return "JOBS_REDIS_URL is a Redis Cluster node; arq needs a plain Redis there"
+        return None
+    if is_cluster(settings.redis_url):
+        return ("REDIS_URL is a Redis Cluster node and arq cannot run on a cluster: "
+                "set JOBS_REDIS_URL to a plain Redis for the jobs")
+    return None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import uvicorn
 
+from goldwire.service.clients import jobs_redis_problem
 from goldwire.service.http_deadline import deadline_protocol
 from goldwire.service.logs import configure_logging
 from goldwire.service.tracing import setup_tracing
@@ -34,6 +36,10 @@ def run_service(create_app: Callable[[Any], Any], settings: Any, host: str, port
     the package `create_app` comes from (`goldwire.<service>.api`)."""
     name = service or create_app.__module__.split(".")[1]
     logs = configure_logging(name)
+    problem = jobs_redis_problem(settings)
+    if problem:  # one line, before anything starts: the operator sees why at once
+        print(f"goldwire {name}: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     app = create_app(settings)
     setup_tracing(app, name)  # only with OTEL_EXPORTER_OTLP_ENDPOINT
     freeze_startup_heap()

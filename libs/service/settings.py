@@ -15,8 +15,16 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # arq's Redis (a plain one: arq's keys carry no hash tag and it uses multi-key
+    # transactions, so it cannot run on a Redis Cluster); unset, the jobs share REDIS_URL.
+    jobs_redis_url: str | None = None
     key_prefix: str = Field("gw", validation_alias="GOLDWIRE_KEY_PREFIX")
     api_keys: str = ""  # comma-separated
+
+    @property
+    def jobs_url(self) -> str:
+        """Where this process's arq jobs live: JOBS_REDIS_URL, else REDIS_URL."""
+        return self.jobs_redis_url or self.redis_url
 
     def api_key_list(self) -> list[str]:
         """API_KEYS in the order given; the first is the one the gateway calls services with."""

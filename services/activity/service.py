@@ -81,7 +81,7 @@ class ActivityService(BackgroundService):
                                   second=set(range(0, 60, s.activity_sweep_interval))))
         return Worker(
             functions=[], cron_jobs=cron_jobs,
-            redis_settings=RedisSettings.from_dsn(s.redis_url),
+            redis_settings=RedisSettings.from_dsn(s.jobs_url),
             queue_name=self.keys.job_queue(SERVICE),
             ctx={"service": self}, handle_signals=False, poll_delay=0.2, keep_result=0,
             max_jobs=10, log_results=False,

@@ -62,7 +62,7 @@ class PresenceService(BackgroundService):
 
     async def start(self) -> None:
         settings = self.settings
-        self.arq = await create_pool(RedisSettings.from_dsn(settings.redis_url),
+        self.arq = await create_pool(RedisSettings.from_dsn(settings.jobs_url),
                                      default_queue_name=self.keys.job_queue(SERVICE))
         await self.consumer.ensure_group()
         self._tasks = [asyncio.create_task(self.consumer.run(), name="presence-consumer"),
@@ -79,7 +79,7 @@ class PresenceService(BackgroundService):
         every = max(1, settings.presence_sweep_interval)
         prefix = self.keys.prefix
         common: dict[str, Any] = {
-            "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+            "redis_settings": RedisSettings.from_dsn(settings.jobs_url),
             "ctx": {"service": self}, "handle_signals": False, "poll_delay": 0.2,
             "keep_result": 0, "log_results": False,
         }

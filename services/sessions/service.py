@@ -75,7 +75,7 @@ class SessionsService(BackgroundService):
             cron_jobs=[cron(cleanup_expired,
                             name=cron_name(self.keys.prefix, SERVICE, "cleanup_expired"),
                             second=set(range(0, 60, every)), run_at_startup=True)],
-            redis_settings=RedisSettings.from_dsn(self.settings.redis_url),
+            redis_settings=RedisSettings.from_dsn(self.settings.jobs_url),
             queue_name=self.keys.job_queue(SERVICE), ctx={"service": self},
             handle_signals=False, poll_delay=0.5, keep_result=0, log_results=False)
 

@@ -36,8 +36,9 @@ SETTINGS: dict[str, type[BaseSettings]] = {
 APPS = {"gateway": gateway_app, "presence": presence_app,
         "sessions": sessions_app, "activity": activity_app}
 # Read outside the settings classes: the processes' log level and format
-# (libs/service/logs.py) and the image's health check URL (libs/cli/probe.py).
-OTHER_NAMES = {"LOG_LEVEL", "LOG_FORMAT", "GOLDWIRE_PROBE_URL"}
+# (libs/service/logs.py), the OTLP endpoint that turns traces on (libs/service/tracing.py)
+# and the image's health check URL (libs/cli/probe.py).
+OTHER_NAMES = {"LOG_LEVEL", "LOG_FORMAT", "GOLDWIRE_PROBE_URL", "OTEL_EXPORTER_OTLP_ENDPOINT"}
 
 
 def env_names(settings: type[BaseSettings]) -> set[str]:
