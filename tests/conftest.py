@@ -11,23 +11,35 @@ they end (use try/finally): every later test shares it.
 from __future__ import annotations
 
 import contextlib
+import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import redis
 
-from goldwire.cli.redis_pick import PrivateRedis, start_test_redis
+from goldwire.cli.redis_pick import CLUSTER_ENV, PrivateRedis, start_test_redis
+from goldwire.cli.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[PrivateRedis]:
-    """A running private Redis: `.url`, `.port`, `.kill()`, `.restart()`."""
+    """A running private Redis: `.url`, `.port`, `.kill()`, `.restart()`.
+
+    With GOLDWIRE_TEST_REDIS_CLUSTER=1 it is a one-node Redis Cluster, and the services'
+    arq jobs get a plain Redis of their own (JOBS_REDIS_URL), as a cluster needs."""
     server = start_test_redis()
+    jobs = None
+    if os.environ.get(CLUSTER_ENV) == "1":
+        jobs = RedisServer(die_with_parent=True).start()
+        os.environ["JOBS_REDIS_URL"] = jobs.url  # every process the tests start reads it
     try:
         yield server
     finally:
         server.stop()
+        if jobs is not None:
+            os.environ.pop("JOBS_REDIS_URL", None)
+            jobs.stop()
 
 
 @pytest.fixture
