@@ -193,8 +193,11 @@ def configure_logging(service: str, node: str | None = None,
     for old_filter in [f for f in worker.filters if isinstance(f, ArqJobLinesAtDebug)]:
         worker.removeFilter(old_filter)
     worker.addFilter(ArqJobLinesAtDebug(show=debug))
-    # arq.jobs only warns (a result it cannot serialise); kept at WARNING unless debugging.
-    logging.getLogger("arq.jobs").setLevel(logging.NOTSET if debug else logging.WARNING)
+    # arq.jobs only warns (a result it cannot serialise); httpx and httpcore log a line
+    # per request the gateway makes (every forwarded /v2/sync call, every deep health
+    # check): all kept at WARNING unless debugging.
+    for name in ("arq.jobs", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.NOTSET if debug else logging.WARNING)
     # uvicorn's loggers reach our handler through the root: no handlers of their own,
     # and no access log (one line per request).
     for name in ("uvicorn", "uvicorn.error"):

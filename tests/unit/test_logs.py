@@ -114,11 +114,13 @@ def test_an_unknown_setting_stops_the_process_with_one_line(
 @pytest.fixture
 def restored_logging() -> Iterator[None]:
     """configure_logging changes process-wide loggers: put them back after the test."""
-    root, worker, jobs = (logging.getLogger(n) for n in ("", "arq.worker", "arq.jobs"))
-    saved = (root.handlers[:], root.level, worker.filters[:], jobs.level)
+    root, worker = logging.getLogger(), logging.getLogger("arq.worker")
+    quieted = [logging.getLogger(n) for n in ("arq.jobs", "httpx", "httpcore")]
+    saved = (root.handlers[:], root.level, worker.filters[:], [q.level for q in quieted])
     yield
-    root.handlers, root.level, worker.filters, jobs.level = (
-        saved[0], saved[1], saved[2], saved[3])
+    root.handlers, root.level, worker.filters = saved[0], saved[1], saved[2]
+    for logger, level in zip(quieted, saved[3], strict=True):
+        logger.setLevel(level)
 
 
 def arq_line(level: int, func: str) -> logging.LogRecord:
@@ -142,6 +144,18 @@ def test_arq_job_lines_are_debug_lines(
     levels = [line["level"] for line in lines]
     assert levels == (["debug", "debug", "info", "warning"] if shown else ["info", "warning"])
     assert {line["service"] for line in lines} == {"presence"}
+
+
+@pytest.mark.usefixtures("restored_logging")
+@pytest.mark.parametrize(("level", "shown"), [("info", False), ("debug", True)])
+def test_a_line_per_outgoing_request_only_when_debugging(
+        capsys: pytest.CaptureFixture[str], level: str, shown: bool) -> None:
+    configure_logging("gateway", environ={"LOG_FORMAT": "json", "LOG_LEVEL": level})
+    logging.getLogger("httpx").info('HTTP Request: GET http://127.0.0.1:8001/readyz "200 OK"')
+    logging.getLogger("httpcore.connection").debug("connect_tcp.started")
+    logging.getLogger("httpx").warning("a warning still shows")
+    lines = [json.loads(line)["message"] for line in capsys.readouterr().err.splitlines()]
+    assert len(lines) == (3 if shown else 1) and lines[-1] == "a warning still shows"
 
 
 @pytest.mark.usefixtures("restored_logging")
