@@ -148,6 +148,12 @@ class Activity(Service):
     port_variable = "ACTIVITY_PORT"
 
 
+def jobs_url(redis_url: str) -> str:
+    """Where the services' arq jobs live: JOBS_REDIS_URL when the tests set one (a
+    cluster run, see tests/conftest.py), else the data Redis."""
+    return os.environ.get("JOBS_REDIS_URL") or redis_url
+
+
 def token(user: str = "u1", name: str | None = "Ada", tenant: str | None = None,
           rooms: tuple[str, ...] = ("*",), publish: tuple[str, ...] = ("*",), ttl: int = 3600,
           **kw: Any) -> str:

@@ -18,7 +18,7 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import Activity
+from tests.support import Activity, jobs_url
 
 pytestmark = pytest.mark.asyncio
 
@@ -40,14 +40,15 @@ async def test_two_prefixes_run_their_own_cron_jobs(redis_server, key_prefix) ->
     procs = [Activity(redis_server.url, p, activity_rollup_interval=1).start()
              for p in prefixes]
     redis = Redis.from_url(redis_server.url)
+    jobs = Redis.from_url(jobs_url(redis_server.url))  # arq's keys (JOBS_REDIS_URL when set)
     try:
         before = [counter(p.metrics(), "rollups_total") for p in procs]
         seen: set[str] = set()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:  # the ticks' job keys come and go: keep looking
-            seen |= {k.decode() async for k in redis.scan_iter(match="arq:*", count=1000)}
+            seen |= {k.decode() async for k in jobs.scan_iter(match="arq:*", count=1000)}
             seen |= {k.decode() for p in prefixes
-                     async for k in redis.scan_iter(match=f"{p}:activity:arq*", count=1000)}
+                     async for k in jobs.scan_iter(match=f"{p}:activity:arq*", count=1000)}
             await asyncio.sleep(0.05)  # stays: a 5 s observation window, sampled
         after = [counter(p.metrics(), "rollups_total") for p in procs]
         # Both ran (about) one rollup a second: neither took the other's ticks.
@@ -69,3 +70,4 @@ async def test_two_prefixes_run_their_own_cron_jobs(redis_server, key_prefix) ->
         async for key in redis.scan_iter(match=f"{other}*", count=1000):
             await redis.unlink(key)
         await redis.aclose()
+        await jobs.aclose()

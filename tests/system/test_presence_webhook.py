@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import Client, Gateway, Presence, free_port, token, until
+from tests.support import Client, Gateway, Presence, free_port, jobs_url, token, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -230,7 +230,7 @@ async def test_failing_receiver_is_retried_and_never_delays_the_stream(
     assert not any(_matches(c, {"user": user}) for c in receiver.delivered())
     # The retries wait as arq jobs whose ids hold the key prefix (arq's own `arq:job:`
     # prefix is fixed): another deployment on this Redis never sees them as its own.
-    redis = Redis.from_url(redis_server.url)
+    redis = Redis.from_url(jobs_url(redis_server.url))  # arq's keys
     try:
         waiting = [k.decode() async for k in redis.scan_iter(
             match=f"arq:job:{key_prefix}:presence:webhook:*", count=1000)]
