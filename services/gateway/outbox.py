@@ -9,15 +9,6 @@ loop, in one pipeline with everything queued meanwhile: no timer adds latency
 when the gateway is calm, and under load batches grow by themselves while the
 previous pipeline is in flight. When Redis is away they wait (up to
 `MAX_PENDING`) and go out when it is back.
-
-"Away" includes a Redis that answers but cannot serve yet: a command refused with
-LOADING (a restart reading its AOF), CLUSTERDOWN, TRYAGAIN, MASTERDOWN, READONLY
-(a failover under way) or MOVED/ASK (a slot migrating) stays queued with everything
-after it, and the batch is tried again, so those writes are delayed, never lost. The
-commands before it are done; the ones after it that did succeed are sent again, which
-is harmless: the bookkeeping writes set values, and consumers drop a repeated event by
-its id. Any other error (a command Redis will never take) is logged and skipped, so
-one bad write cannot hold up the rest.
 """
 
 from __future__ import annotations
@@ -27,17 +18,6 @@ import logging
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
-
-from redis.exceptions import (
-    AskError,
-    BusyLoadingError,
-    ClusterDownError,
-    MasterDownError,
-    MovedError,
-    ReadOnlyError,
-    ResponseError,
-    TryAgainError,
-)
 
 from goldwire.protocol.events import event_fields
 
@@ -50,20 +30,6 @@ log = logging.getLogger("goldwire.gateway.outbox")
 
 MAX_BATCH = 500
 MAX_PENDING = 200_000
-# Refusals that mean "not now" (see the module docstring), by class or by error code.
-NOT_NOW = (AskError, BusyLoadingError, ClusterDownError, MasterDownError, MovedError,
-           ReadOnlyError, TryAgainError)
-NOT_NOW_CODES = ("CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "LOADING", "READONLY", "MOVED ",
-                 "ASK ")
-
-
-class RedisNotReady(Exception):
-    """A write was refused for now (LOADING, CLUSTERDOWN, ...): the batch waits."""
-
-
-def not_now(result: Any) -> bool:
-    return isinstance(result, NOT_NOW) or (
-        isinstance(result, ResponseError) and str(result).startswith(NOT_NOW_CODES))
 
 
 class Outbox:
@@ -129,15 +95,9 @@ class Outbox:
             pipe = self.redis.pipeline(transaction=False)
             for args in batch:
                 pipe.execute_command(*args)
-            results = await pipe.execute(raise_on_error=False)
-            refused = next((i for i, r in enumerate(results) if not_now(r)), None)
-            for result, args in zip(results[:refused], batch, strict=False):
-                if isinstance(result, Exception):
-                    log.warning("outbox: Redis refused %s, skipped: %s", args[0], result)
-            for _ in range(len(batch) if refused is None else refused):
+            await pipe.execute(raise_on_error=False)
+            for _ in batch:
                 self._queue.popleft()
-            if refused is not None:
-                raise RedisNotReady(str(results[refused]))
         self._wakeup.clear()
 
     async def close(self, flush_within: float = 5.0) -> None:
