@@ -33,7 +33,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -46,6 +45,7 @@ from goldwire.protocol.frames import room_frame_parts
 from goldwire.protocol.http import PublishRequest, PublishResult
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import direct_frame
+from goldwire.store.connect import connect
 from goldwire.store.direct import DirectStore
 from goldwire.store.inbox import Inbox
 from goldwire.store.rooms import RoomStore
@@ -83,7 +83,7 @@ class RedisPublisher(Publisher):
         self.backoff = backoff or ExponentialBackoff()
         self.record_events = record_events
         # Our own retries: redis-py's would not know that a retry is only safe with the key.
-        self.redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self.redis = connect(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self.rooms = RoomStore(self.redis, self.keys, history_size, history_ttl,
                                idempotency_window)
         self.direct = DirectStore(self.redis, self.keys, idempotency_window)
@@ -164,7 +164,7 @@ class RedisPublisher(Publisher):
         keys, tenant = self.keys, req.tenant
         channel = (keys.user_channel(tenant, req.user) if req.user is not None
                    else keys.tenant_channel(tenant))
-        idem = keys.idempotency(tenant, req.idempotency_key)
+        idem = keys.idempotency(tenant, req.idempotency_key, req.user)
         frame = direct_frame(req.type.value, req.data, req.from_, int(time.time() * 1000))
         reached, stored = await self.direct.publish(channel, frame, idem)
         if stored is not None:

@@ -38,16 +38,21 @@ class Keys:
 
     # --- users -------------------------------------------------------------
     def user_channel(self, tenant: str, user: str) -> str:
-        return f"{self.prefix}:u:{tenant}/{user}"
+        """In the user's slot: sessions' and the inbox's scripts publish to it (SPUBLISH
+        on a cluster must stay in the script's slot)."""
+        return self.user_tag(tenant, user) + ":c"
 
     def user_nodes(self, tenant: str, user: str) -> str:
         """Hash node id → number of that user's connections on the node."""
         return f"{self.prefix}:un:{tenant}/{user}"
 
     # --- tenants, nodes, publishing -------------------------------------------
+    def tenant_tag(self, tenant: str) -> str:
+        return f"{self.prefix}:{{t/{tenant}}}"
+
     def tenant_channel(self, tenant: str) -> str:
         """Broadcast to every connection of a tenant."""
-        return f"{self.prefix}:t:{tenant}"
+        return self.tenant_tag(tenant) + ":c"
 
     def node_channel(self, node_id: str) -> str:
         return f"{self.prefix}:node:{node_id}"
@@ -73,9 +78,11 @@ class Keys:
         """Token bucket of one tenant's HTTP publishes."""
         return f"{self.prefix}:rl:pub:{tenant}"
 
-    def idempotency(self, tenant: str, key: str) -> str:
-        """Idempotency key of a user or broadcast publish."""
-        return f"{self.prefix}:idem:{tenant}/{key}"
+    def idempotency(self, tenant: str, key: str, user: str | None = None) -> str:
+        """Idempotency key of a user publish (`user`) or a broadcast: in the slot of the
+        channel it publishes to, so the claim and the publish are one script."""
+        tag = self.user_tag(tenant, user) if user is not None else self.tenant_tag(tenant)
+        return tag + ":i:" + key
 
     # --- presence: a room's side (the room's slot) -----------------------------------
     def presence_conns(self, tenant: str, room: str) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from goldwire.protocol.keys import Keys
+from goldwire.store.connect import publish
 from goldwire.store.lua import bind
 
 
@@ -29,7 +30,7 @@ class DirectStore:
         key, `Keys.idempotency`). Returns (subscribers reached, None), or (0, stored
         result) for a duplicate."""
         if idempotency_key is None:
-            return int(await self.redis.publish(channel, frame)), None
+            return await publish(self.redis, channel, frame), None
         value, dup = await self._publish(idempotency=idempotency_key, channel=channel,
                                          frame=frame, window_ms=self.window_ms)
         return (0, value) if dup else (int(value), None)

@@ -10,4 +10,4 @@
 if not redis.call('SET', KEYS[1], '{}', 'NX', 'PX', ARGV[3]) then
   return {redis.call('GET', KEYS[1]) or '{}', 1}
 end
-return {redis.call('PUBLISH', ARGV[1], ARGV[2]), 0}
+return {redis.call(PUB, ARGV[1], ARGV[2]), 0}

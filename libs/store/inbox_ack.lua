@@ -27,6 +27,6 @@ end
 local count = unread(KEYS[1], KEYS[2], KEYS[3])
 local ids = '[]'
 if #marked > 0 then ids = cjson.encode(marked) end
-redis.call('PUBLISH', ARGV[1], '{"type":"system_message","data":{"kind":"notifications_read",' ..
+redis.call(PUB, ARGV[1], '{"type":"system_message","data":{"kind":"notifications_read",' ..
            '"upto":"' .. upto .. '","ids":' .. ids .. ',"unread":' .. count .. '}}')
 return count

@@ -23,7 +23,7 @@ redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[5])
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
 local ms = string.match(id, '^(%d+)')
 local count = unread(KEYS[1], KEYS[2], KEYS[3])
-redis.call('PUBLISH', ARGV[1], ARGV[2] .. '"id":"' .. id .. '","ts":' .. ms ..
+redis.call(PUB, ARGV[1], ARGV[2] .. '"id":"' .. id .. '","ts":' .. ms ..
            ',"unread":' .. count .. ARGV[3])
 if ARGV[7] ~= '0' then redis.call('SET', KEYS[4], id, 'PX', ARGV[7]) end
 return {id, 0, count}

@@ -39,10 +39,16 @@ from typing import Any, TypeVar
 
 from redis.exceptions import NoScriptError
 
+from goldwire.store.connect import sharded
+
 # Every script runs with a shebang and no flags: Redis then refuses, on a cluster, any
 # key the script reaches in a slot other than its KEYS' (without one, Redis 7 allows it
 # for old scripts' sake). The tests run on a one-node cluster to hold every script to it.
 SHEBANG = "#!lua\n"
+# `redis.call(PUB, channel, message)` publishes a room, user or tenant message: each
+# script has two sources, PUB = PUBLISH for a plain Redis and SPUBLISH (sharded pub/sub,
+# the channel in the script's slot) for a cluster; `BoundScript` picks by its client.
+_PUB = "local PUB = '{}'\n"
 _HEADER = re.compile(r"^--\s*(KEYS|ARGV)\[(\d+)(\.\.)?\]\s+([a-z_][a-z0-9_]*)\b")
 _INCLUDE = re.compile(r"^--\s*@include\s+([\w.-]+\.lua)\s*$")
 
@@ -61,10 +67,14 @@ class LuaScript:
     args: tuple[str, ...]
     variadic_keys: bool = False  # the last key name takes a list
     variadic_args: bool = False  # the last argument name takes a list
+    sharded_source: str = ""  # the source for a Redis Cluster (PUB = SPUBLISH)
 
     @property
     def sha(self) -> str:
         return hashlib.sha1(self.source.encode()).hexdigest()
+
+    def source_for(self, sharded: bool) -> str:
+        return self.sharded_source if sharded else self.source
 
     def split(self, named: dict[str, Any]) -> tuple[list[Any], list[Any]]:
         """KEYS and ARGV in header order from the caller's named values."""
@@ -80,10 +90,10 @@ class LuaScript:
         extra = named.keys() - set(self.keys + self.args)
         raise TypeError(f"{self.name}: missing {sorted(missing)}, unexpected {sorted(extra)}")
 
-    def command(self, **named: Any) -> tuple[Any, ...]:
+    def command(self, sharded: bool = False, **named: Any) -> tuple[Any, ...]:
         """The call as a plain EVAL command (for queues that must survive a SCRIPT FLUSH)."""
         keys, args = self.split(named)
-        return ("EVAL", self.source, len(keys), *keys, *args)
+        return ("EVAL", self.source_for(sharded), len(keys), *keys, *args)
 
 
 def _ordered(named: dict[str, Any], names: Sequence[str], variadic: bool) -> list[Any]:
@@ -121,8 +131,9 @@ def parse(name: str, text: str, include: Any = None) -> LuaScript:
     args, variadic_args = entries["ARGV"]
     if len(set(keys + args)) != len(keys) + len(args):
         raise LuaHeaderError(f"{name}: a name is used twice in KEYS/ARGV")
-    source = SHEBANG + "\n".join(lines) + "\n"
-    return LuaScript(name, source, keys, args, variadic_keys, variadic_args)
+    body = "\n".join(lines) + "\n"
+    return LuaScript(name, SHEBANG + _PUB.format("PUBLISH") + body, keys, args,
+                     variadic_keys, variadic_args, SHEBANG + _PUB.format("SPUBLISH") + body)
 
 
 @cache
@@ -142,8 +153,9 @@ class BoundScript:
     def __init__(self, script: LuaScript, redis: Any) -> None:
         self.script = script
         self.redis = redis
-        self.sha = script.sha
-        fast = _fast_queue(script)
+        self.source = script.source_for(sharded(redis))
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+        fast = _fast_queue(self.sha, script)
         if fast is not None:
             self.queue = fast  # type: ignore[method-assign]
 
@@ -152,20 +164,21 @@ class BoundScript:
         try:
             return await self.redis.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            self.sha = await self.redis.script_load(self.script.source)
+            self.sha = await self.redis.script_load(self.source)
             return await self.redis.evalsha(self.sha, len(keys), *keys, *args)
 
     def queue(self, pipe: Any, **named: Any) -> None:
         """Queue the call in a pipeline as a bare EVALSHA (see `run_loading_scripts`)."""
         keys, args = self.script.split(named)
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
+        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
     async def load(self) -> None:
-        """Put the script in Redis's cache (after a restart or SCRIPT FLUSH)."""
-        self.sha = await self.redis.script_load(self.script.source)
+        """Put the script in Redis's cache (after a restart or SCRIPT FLUSH); on a
+        cluster, on every master."""
+        self.sha = await self.redis.script_load(self.source)
 
 
-def _fast_queue(script: LuaScript) -> Callable[..., None] | None:
+def _fast_queue(sha: str, script: LuaScript) -> Callable[..., None] | None:
     """`queue` for a script with no variadic entry as a function whose keyword-only
     parameters are the header's names, so Python binds them with no dict or list built:
     the generic path cost stream consumers ~2 µs more per call than positional
@@ -176,9 +189,10 @@ def _fast_queue(script: LuaScript) -> Callable[..., None] | None:
             keyword.iskeyword(n) or n in ("pipe", "_sha") for n in names):
         return None
     params = ", ".join(names)
+    # execute_command, not evalsha: a cluster pipeline refuses its evalsha method
     source = (f"def queue(pipe, *, {params}):\n"
-              f"    pipe.evalsha(_sha, {len(script.keys)}, {params})\n")
-    namespace: dict[str, Any] = {"_sha": script.sha}
+              f"    pipe.execute_command('EVALSHA', _sha, {len(script.keys)}, {params})\n")
+    namespace: dict[str, Any] = {"_sha": sha}
     exec(source, namespace)  # the names come from a parsed header, checked above
     queue: Callable[..., None] = namespace["queue"]
     return queue

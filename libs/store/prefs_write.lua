@@ -11,6 +11,6 @@ if tonumber(ARGV[2]) ~= version then
 end
 version = version + 1
 redis.call('HSET', KEYS[1], 'values', ARGV[1], 'version', version)
-redis.call('PUBLISH', ARGV[3], '{"type":"system_message","data":{"kind":"preferences","values":' ..
+redis.call(PUB, ARGV[3], '{"type":"system_message","data":{"kind":"preferences","values":' ..
            ARGV[1] .. ',"version":' .. version .. '}}')
 return {1, ARGV[1], version}

@@ -4,8 +4,8 @@ service stores (`goldwire.presence` writes these keys; gateways read them here).
 The presence service keeps each member's view (`pm`, user → member JSON) and,
 until its next flush publishes a diff, each changed user's view as observers
 last saw it (`pd`, user → view, '' = not a member). A gateway reads, in one
-MULTI, the views (HVALS `pm`), the version, and for each pending user the view
-before and now (presence_pending_views.lua, a few entries at most): the views
+script (presence_pending_views.lua), the views (HVALS `pm`), the version, and for
+each pending user the view before and now (a few entries at most): the views
 with the pending changes taken back are exactly the room at that version, so
 the diffs that follow apply to it. Reading `pm` alone could catch a batch
 halfway (a user who joins and leaves in one batch is in `pm` for a moment, and
@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from goldwire.protocol.keys import Keys
-from goldwire.store.lua import bind, run_loading_scripts
+from goldwire.store.lua import bind
 
 
 def published_members(views: list[bytes], pending: list[bytes]) -> list[bytes]:
@@ -40,18 +40,10 @@ class PresenceView:
         self._pending_views = bind(redis, __package__, "presence_pending_views.lua")
 
     async def read(self, tenant: str, room: str) -> tuple[int, list[bytes]]:
-        """A room's presence members at its published version (one MULTI on the room's slot)."""
+        """A room's presence members at its published version (one script, the room's slot)."""
         keys = self.keys
-        members = keys.presence_members(tenant, room)
-
-        async def read() -> list[Any]:
-            pipe = self.redis.pipeline(transaction=True)
-            self._pending_views.queue(pipe, version=keys.presence_version(tenant, room),
-                                      pending=keys.presence_pending_diff(tenant, room),
-                                      members=members)
-            pipe.hvals(members)
-            return await pipe.execute()
-
-        (version, pending), views = await run_loading_scripts(
-            self.redis, (self._pending_views,), read)
+        version, pending, views = await self._pending_views(
+            version=keys.presence_version(tenant, room),
+            pending=keys.presence_pending_diff(tenant, room),
+            members=keys.presence_members(tenant, room))
         return int(version), published_members(views, pending)

@@ -23,6 +23,6 @@ local ttl = tonumber(ARGV[5])
 redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', tonumber(ms) - ttl))
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
-redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2] .. id .. '","ts":' .. ms .. ARGV[3])
+redis.call(PUB, ARGV[1], id .. ' ' .. ARGV[2] .. id .. '","ts":' .. ms .. ARGV[3])
 if ARGV[6] ~= '0' then redis.call('SET', KEYS[3], id, 'PX', ARGV[6]) end
 return {id, 0}

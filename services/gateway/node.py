@@ -287,7 +287,7 @@ class GatewayNode:
         """Deliver to every connection of `user`: (connections reached, was_duplicate).
 
         A `notification` is also kept in the user's inbox (same step as its push)."""
-        idem = self.keys.idempotency(tenant, idempotency_key) if idempotency_key else None
+        idem = self.keys.idempotency(tenant, idempotency_key, user) if idempotency_key else None
         notification = None
         frame = direct_frame(type_, data, sender, int(time.time() * 1000))
         self.check_size(len(frame) + 40)  # a notification's frame also carries its id
@@ -335,7 +335,7 @@ class GatewayNode:
         data = format_admin(command)
         pipe = self.broker.redis.pipeline(transaction=False)
         for node_id in sorted(self.live_nodes):
-            pipe.publish(self.keys.node_channel(node_id), data)
+            pipe.execute_command("PUBLISH", self.keys.node_channel(node_id), data)  # classic
         return sum(await pipe.execute())
 
     async def live_node_ids(self) -> set[str]:

@@ -41,12 +41,13 @@ local function flush(pm, pv, pd, ps, pc, channel, room)
     end
     table.sort(nodes)
     for _, node in ipairs(nodes) do
+      -- classic PUBLISH: the node's channel is in another slot (goldwire.store.connect)
       redis.call('PUBLISH', node, 'P ' .. room .. '\n' .. version .. '\n' ..
                  table.concat(conns_of[node], ' '))
     end
   end
   if changed then
-    redis.call('PUBLISH', channel, '- ' .. version .. ' ' ..
+    redis.call(PUB, channel, '- ' .. version .. ' ' ..
       '{"type":"presence_update","room":' .. cjson.encode(room) ..
       ',"data":{"kind":"diff","version":' .. version .. ',"joins":[' ..
       table.concat(joins, ',') .. '],"leaves":[' .. table.concat(leaves, ',') ..

@@ -24,6 +24,7 @@ from goldwire.service import cron_name, redis_clients, run_loading_scripts, run_
 from goldwire.service.base import BackgroundService
 from goldwire.sessions.metrics import sessions_metrics
 from goldwire.sessions.settings import SessionsSettings
+from goldwire.store.connect import node_publish
 from goldwire.store.inbox import Inbox
 from goldwire.store.sessions import SessionStore
 from goldwire.streams import StreamConsumer
@@ -110,6 +111,6 @@ class SessionsService(BackgroundService):
         """Revoke a session and close its sockets on every gateway (close 4010)."""
         existed, conns = await self.store.revoke(tenant, user, sid)
         for conn, node in conns.items():
-            await self.redis.publish(self.keys.node_channel(node), format_close(
+            await node_publish(self.redis, self.keys.node_channel(node), format_close(
                 conn, CloseCode.SESSION_REVOKED, "session revoked"))
         return existed
