@@ -33,11 +33,16 @@ import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
-from redis.exceptions import DataError
+from redis.exceptions import DataError, RedisClusterException, RedisError
 
 log = logging.getLogger("goldwire.store.connect")
 
 _MODES: dict[str, bool] = {}
+
+# What Redis being away looks like, on a plain Redis or a cluster: the cluster client
+# raises RedisClusterException (not a RedisError) when no node answers for a slot.
+STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError,
+                                                 TimeoutError)
 
 
 class _HiredisPacking:
@@ -127,6 +132,23 @@ async def publish(client: Any, channel: str | bytes, data: str | bytes) -> int:
 async def node_publish(client: Any, channel: str | bytes, data: str | bytes) -> int:
     """A message to one gateway's own channel: classic PUBLISH everywhere (see above)."""
     return int(await client.execute_command("PUBLISH", channel, data))
+
+
+# How long an acknowledged write waits for a replica to have it (WAIT): a write that a
+# master acknowledged and then lost in a failover (replication is asynchronous) would
+# be a silent gap. Bounded, so a master whose replica is down still answers.
+REPLICA_WAIT_MS = 100
+
+
+def replicated_master(client: Any, key: str) -> Any:
+    """On a cluster, the master of `key`'s slot when it has a replica to wait for
+    (a ClusterNode for `target_nodes`); None on a plain Redis or without replicas."""
+    if not isinstance(client, RedisCluster):
+        return None
+    nodes = client.nodes_manager.slots_cache.get(client.keyslot(key))
+    if not nodes or len(nodes) < 2:
+        return None
+    return nodes[0]
 
 
 def _safe(url: str) -> str:

@@ -12,7 +12,8 @@ from typing import Any
 
 from goldwire.protocol.frames import build_frame
 from goldwire.protocol.keys import Keys
-from goldwire.store.lua import bind
+from goldwire.store.connect import REPLICA_WAIT_MS, replicated_master
+from goldwire.store.lua import bind, run_loading_scripts
 
 
 class RoomHistory:
@@ -55,14 +56,30 @@ class RoomStore:
         `head` and `tail` come from goldwire.protocol.frames.room_frame_parts."""
         keys = self.keys
         meta = keys.room_meta(tenant, room)
-        offset, dup = await self._publish(
-            history=keys.history(tenant, room), meta=meta,
+        history = keys.history(tenant, room)
+        named = dict(
+            history=history, meta=meta,
             idempotency=(keys.room_idempotency(tenant, room, idempotency_key)
                          if idempotency_key else meta),
             channel=keys.room_channel(tenant, room), head=head, tail=tail,
             maxlen=self.history_size if history_size is None else history_size,
             ttl_ms=self.history_ttl_ms if history_ttl_ms is None else history_ttl_ms,
             idempotency_ms=str(self.idempotency_ms) if idempotency_key else "0")
+        master = replicated_master(self.redis, history)
+        if master is None:
+            offset, dup = await self._publish(**named)
+            return offset.decode(), bool(dup)
+
+        async def publish_and_wait() -> list[Any]:
+            # One connection to the room's master: the script, then WAIT for its replica,
+            # so what a client is told was published survives the master's failover.
+            pipe = self.redis.pipeline()
+            self._publish.queue(pipe, **named)
+            pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS, target_nodes=master)
+            return await pipe.execute()
+
+        (offset, dup), _ = await run_loading_scripts(self.redis, (self._publish,),
+                                                     publish_and_wait)
         return offset.decode(), bool(dup)
 
     async def read(self, tenant: str, room: str, since: str | None) -> RoomHistory:

@@ -31,7 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
+
+from goldwire.store.connect import STORE_ERRORS
 
 log = logging.getLogger("goldwire.streams")
 
@@ -57,7 +59,7 @@ class DeadLetterError(RuntimeError):
     rather than retry a poison record forever or drop it without a trace."""
 
 
-DATA_ERRORS_NOT = (RedisError, OSError)  # these are retried; anything else is the record's
+DATA_ERRORS_NOT = STORE_ERRORS  # these are retried; anything else is the record's
 
 
 def consumer_name() -> str:
@@ -122,7 +124,7 @@ class StreamConsumer:
                     delay = 0.1
                 except asyncio.CancelledError:
                     raise
-                except (RedisError, OSError) as exc:
+                except STORE_ERRORS as exc:
                     self.stats.failures += 1
                     own_pending = need_group = True
                     log.warning("%s: stream read/handle failed (%s); retry in %.1fs",

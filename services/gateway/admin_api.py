@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from redis.exceptions import RedisError
 
 from goldwire.gateway.node import GatewayNode
 from goldwire.gateway.publish_api import node_of, require_api_key
@@ -25,6 +24,7 @@ from goldwire.protocol.admin import (
 )
 from goldwire.protocol.channels import CloseRoom, DisconnectUser, KickUser
 from goldwire.protocol.names import DEFAULT_TENANT, RoomName, TenantName, UserId
+from goldwire.store.connect import STORE_ERRORS
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_api_key)])
 
@@ -43,7 +43,7 @@ async def _connections(node: GatewayNode, tenant: str, user: str) -> UserConnect
     try:
         live = await node.live_node_ids()
         conns = await node.index.read(node.broker.redis, tenant, user, live)
-    except (RedisError, OSError) as exc:
+    except STORE_ERRORS as exc:
         raise _unavailable(exc) from exc
     return UserConnections(tenant=tenant, user=user, connections=conns)
 
@@ -114,7 +114,7 @@ async def _counts(node: GatewayNode, tenant: str, room: str) -> RoomCounts:
         pipe.hlen(keys.presence_conns(tenant, room))
         pipe.hlen(keys.presence_counts(tenant, room))
         conns, users = await pipe.execute()
-    except (RedisError, OSError) as exc:
+    except STORE_ERRORS as exc:
         raise _unavailable(exc) from exc
     return RoomCounts(tenant=tenant, room=room, connections=conns, users=users)
 
@@ -123,6 +123,6 @@ async def _send(node: GatewayNode, command: DisconnectUser | KickUser | CloseRoo
                 connections: int) -> AdminResult:
     try:
         reached = await node.admin_command(command)
-    except (RedisError, OSError) as exc:
+    except STORE_ERRORS as exc:
         raise _unavailable(exc) from exc
     return AdminResult(nodes=reached, connections=connections)

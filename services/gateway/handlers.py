@@ -13,8 +13,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from goldwire.gateway.auth import AuthError, Principal
 from goldwire.gateway.authz import Action, AuthzUnavailable
 from goldwire.gateway.connection import CommandError, Connection, ConnState
@@ -37,6 +35,7 @@ from goldwire.protocol.commands import (
 from goldwire.protocol.messages import error, reply
 from goldwire.protocol.names import room_matches
 from goldwire.service.http import bearer_token
+from goldwire.store.connect import STORE_ERRORS
 from goldwire.store.sessions import InvalidValue, PreferencesConflict
 
 log = logging.getLogger("goldwire.gateway.handlers")
@@ -62,7 +61,7 @@ async def run_command(node: GatewayNode, conn: Connection, command: Any) -> None
     except AuthzUnavailable as exc:
         conn.send(error(ErrorCode.UNAVAILABLE, f"authorization service: {exc}", command.ref))
         return
-    except (TimeoutError, RedisError, OSError):
+    except STORE_ERRORS:
         log.warning("redis unavailable during %s", type(command).__name__, exc_info=True)
         conn.send(error(ErrorCode.UNAVAILABLE, "storage unavailable; retry", command.ref))
         return
@@ -96,7 +95,7 @@ async def handle_connect(node: GatewayNode, conn: Connection, command: Connect) 
     except SlotsRefused as exc:
         conn.close(CloseCode.TOO_MANY_CONNECTIONS, str(exc))
         return None
-    except (TimeoutError, RedisError, OSError):
+    except STORE_ERRORS:
         log.warning("connect failed: redis unavailable", exc_info=True)
         conn.close(CloseCode.INTERNAL_ERROR, "storage unavailable; reconnect")
         return None
@@ -109,7 +108,7 @@ async def handle_connect(node: GatewayNode, conn: Connection, command: Connect) 
                                            conn.device, index=node.outbox.command)
         conn.session_id = session.id
         await node.attach(conn)
-    except (TimeoutError, RedisError, OSError):
+    except STORE_ERRORS:
         log.warning("connect failed: redis unavailable", exc_info=True)
         conn.close(CloseCode.INTERNAL_ERROR, "storage unavailable; reconnect")
         return None
@@ -156,7 +155,7 @@ async def _prepare_join(node: GatewayNode, conn: Connection, room: str,
         raise CommandError(ErrorCode.FORBIDDEN, f"not allowed to join room {room!r}")
     try:
         pending = await node.rooms.prepare_join(conn, principal.tenant, room, since)
-    except (TimeoutError, RedisError, OSError) as exc:
+    except STORE_ERRORS as exc:
         raise CommandError(ErrorCode.UNAVAILABLE, "storage unavailable; retry") from exc
     conn.rooms[room] = pending.room
     return pending

@@ -18,12 +18,12 @@ from collections import Counter
 from collections.abc import Sequence
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from redis.exceptions import RedisError
 
 from goldwire.gateway.node import GatewayNode
 from goldwire.protocol.http import BatchRequest, BatchResult, PublishRequest, PublishResult
 from goldwire.service.http import bearer_token, known_key
 from goldwire.service.tracing import span
+from goldwire.store.connect import STORE_ERRORS
 
 router = APIRouter()
 
@@ -101,7 +101,7 @@ async def publish(req: PublishRequest, node: GatewayNode = Depends(node_of)) -> 
     try:
         await take_rate(node, [req])
         return await publish_one(node, req)
-    except (RedisError, OSError) as exc:
+    except STORE_ERRORS as exc:
         raise HTTPException(503, "storage unavailable; retry with the same key") from exc
 
 
@@ -118,5 +118,5 @@ async def publish_batch(batch: list[PublishRequest] | BatchRequest,
     try:
         await take_rate(node, items)
         return BatchResult(results=[await publish_one(node, item) for item in items])
-    except (RedisError, OSError) as exc:
+    except STORE_ERRORS as exc:
         raise HTTPException(503, "storage unavailable; retry with the same keys") from exc

@@ -19,14 +19,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import RedisError
-
 from goldwire.gateway.framing import text_frame
 from goldwire.gateway.groups import GroupTable, LocalGroup, deliver_each
 from goldwire.protocol.channels import ChannelMessageError, PresenceDiffNote, parse_room
 from goldwire.protocol.frames import state_frame
 from goldwire.protocol.messages import encode
 from goldwire.protocol.offsets import Offset, parse_offset
+from goldwire.store.connect import STORE_ERRORS
 
 if TYPE_CHECKING:
     from goldwire.gateway.broker import RedisBroker, RoomHistory
@@ -214,7 +213,7 @@ class RoomHub:
                 waiters, room.state_waiters = room.state_waiters, set()
                 try:
                     version, members = await self.broker.read_presence(room.tenant, room.name)
-                except (RedisError, OSError) as exc:  # kept; Redis comes back or they leave
+                except STORE_ERRORS as exc:  # kept; Redis comes back or they leave
                     log.warning("presence state read failed for room %s: %s", room.name, exc)
                     room.state_waiters |= {t for t in waiters if t in room.members}
                     await asyncio.sleep(delay)

@@ -65,7 +65,10 @@ class _Shard:
             waiting.append(fut)
         self.channels.update(channels)
         try:
-            await self.connection.send_command("SSUBSCRIBE", *channels)
+            # One command per channel, all sent at once: SSUBSCRIBE takes several channels
+            # only when they share one slot.
+            await self.connection.send_packed_command(
+                self.connection.pack_commands([("SSUBSCRIBE", c) for c in channels]))
             await asyncio.wait_for(asyncio.gather(*(asyncio.shield(f) for f in waiting)),
                                    CONFIRM_TIMEOUT)
         except (RedisError, OSError) as exc:
@@ -191,8 +194,8 @@ class ShardFeed:
             try:
                 await self._resubscribe_all()
                 break
-            except (TimeoutError, FeedBroken, RedisError, OSError) as exc:
-                log.info("sharded pub/sub repair failed (%s); retrying in %.2fs", exc, delay)
+            except Exception as exc:  # RedisClusterException too: not a RedisError
+                log.warning("sharded pub/sub repair failed (%r); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
         self.repairs += 1

@@ -13,7 +13,7 @@ import httpx
 from arq import cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker, func
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from goldwire.presence import jobs
 from goldwire.presence.engine import PresenceChange, PresenceEngine
@@ -25,6 +25,7 @@ from goldwire.presence.settings import PresenceSettings
 from goldwire.protocol.keys import Keys
 from goldwire.service import cron_name, redis_clients, run_supervised
 from goldwire.service.base import BackgroundService
+from goldwire.store.connect import STORE_ERRORS
 from goldwire.streams import StreamConsumer
 
 log = logging.getLogger("goldwire.presence")
@@ -124,7 +125,7 @@ class PresenceService(BackgroundService):
             try:
                 await self.publish(await self.engine.flush_paced(due, now))
                 self.stats["paced_flushes"] += 1
-            except (RedisError, OSError) as exc:
+            except STORE_ERRORS as exc:
                 log.warning("presence: paced flush failed (%s); the sweeper retries", exc)
                 await asyncio.sleep(0.1)
 
