@@ -109,6 +109,15 @@ def test_killed_master_fails_over_under_writes_and_rejoins_as_replica(
     finally:
         stop.set()
         writer.join(10)
+    # The victim's slots take writes again, on the promoted replica.
+    rc = _cluster_client(cluster)
+    try:
+        for i in range(60):
+            rc.set(f"after:{i}", i)
+    finally:
+        rc.close()
+    with replica.client() as direct:
+        assert direct.keys("after:*")
 
     rejoin = cluster.restart(victim)
     print(f"restart to healthy cluster: {rejoin:.2f}s")
