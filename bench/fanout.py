@@ -42,8 +42,8 @@ from /proc/<pid>/stat. Every result is one JSON line on stdout (`"kind"`: `fanou
 `--redis cluster` runs Goldwire on a private 3-master, 3-replica Redis Cluster
 (`goldwire.cli.redis_cluster.LocalCluster`) instead of one Redis, with a plain Redis for
 the services' arq jobs (JOBS_REDIS_URL); Redis CPU is then every node's and the jobs
-Redis's. Goldwire only runs on a cluster once its clients are cluster-aware (issue 13);
-socketio is refused there (its AsyncRedisManager speaks to one Redis).
+Redis's (replicas included: they are part of what the deployment runs); socketio is
+refused there (its AsyncRedisManager speaks to one Redis).
 
 Every process it starts is stopped at the end, also on Ctrl-C, SIGTERM or an error.
 Linux only (/proc, sched_setaffinity).

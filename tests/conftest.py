@@ -100,12 +100,19 @@ def key_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
     prefix = "gwtest:" + uuid.uuid4().hex[:8]
     yield prefix
     # Only clean up when the test used Redis anyway; never start it just for this.
-    if "redis_server" not in request.fixturenames:
-        return
-    server: PrivateRedis = request.getfixturevalue("redis_server")
-    client = redis.Redis.from_url(server.url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    with contextlib.suppress(redis.RedisError, OSError):
-        keys = list(client.scan_iter(match=prefix + "*", count=500))
-        if keys:
-            client.unlink(*keys)
-    client.close()
+    if "redis_server" in request.fixturenames:
+        server: PrivateRedis = request.getfixturevalue("redis_server")
+        client = redis.Redis.from_url(server.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        with contextlib.suppress(redis.RedisError, OSError):
+            keys = list(client.scan_iter(match=prefix + "*", count=500))
+            if keys:
+                client.unlink(*keys)
+        client.close()
+    if "data_redis" in request.fixturenames:  # keys left on the session cluster, too
+        backend: RedisBackend = request.getfixturevalue("data_redis")
+        if backend.is_cluster:
+            rc = redis.RedisCluster.from_url(backend.url, socket_timeout=1.0)
+            with contextlib.suppress(redis.RedisError, OSError):
+                for key in list(rc.scan_iter(match=prefix + "*", count=500)):
+                    rc.unlink(key)
+            rc.close()

@@ -1,7 +1,6 @@
 """The `data_redis` fixture (tests/conftest.py): a system test that asks for it runs on a
-plain Redis and on the 3-master cluster, and gets the URLs its processes need. The system
-itself does not run on the cluster yet (its clients are not cluster-aware, issue 13), so
-this checks the fixture only, not gateways on it."""
+plain Redis and on the 3-master cluster, and gets the URLs its processes need. Gateways
+on it: tests/system/test_cluster.py::test_rooms_users_and_broadcasts_cross_gateways."""
 
 from __future__ import annotations
 
