@@ -39,6 +39,12 @@ Redis to the others (`--no-pin` turns this off). Server, Redis and client CPU co
 from /proc/<pid>/stat. Every result is one JSON line on stdout (`"kind"`: `fanout`,
 `ratio`, `idle`, `target`); a table follows. Progress goes to stderr.
 
+`--redis cluster` runs Goldwire on a private 3-master, 3-replica Redis Cluster
+(`goldwire.cli.redis_cluster.LocalCluster`) instead of one Redis, with a plain Redis for
+the services' arq jobs (JOBS_REDIS_URL); Redis CPU is then every node's and the jobs
+Redis's (replicas included: they are part of what the deployment runs); socketio is
+refused there (its AsyncRedisManager speaks to one Redis).
+
 Every process it starts is stopped at the end, also on Ctrl-C, SIGTERM or an error.
 Linux only (/proc, sched_setaffinity).
 """
@@ -69,6 +75,7 @@ from typing import IO, Any
 import report
 
 from goldwire.cli.procutil import free_port, parent_death_signal
+from goldwire.cli.redis_cluster import LocalCluster
 from goldwire.cli.redis_server import RedisServer
 from goldwire.cli.tokens import mint_token
 from goldwire.protocol.frames import room_frame_parts
@@ -366,6 +373,8 @@ def service_env(cfg: Config, prefix: str, port: int) -> dict[str, str]:
         "WEBSOCKET_HEARTBEAT_INTERVAL": str(cfg.heartbeat),
         "DRAIN_TIMEOUT": "3",
     })
+    if cfg.jobs_redis_url:
+        env["JOBS_REDIS_URL"] = cfg.jobs_redis_url
     return env
 
 
@@ -601,10 +610,8 @@ class RedisRoomPublisher(Publisher):
     """The gateway's own publish path, straight to Redis (GatewayNode.publish_room), with no
     idempotency key and no event: the least a publish can cost."""
 
-    def __init__(self, redis_url: str, prefix: str) -> None:
-        from redis.asyncio import Redis
-
-        self.redis = Redis.from_url(redis_url)
+    def __init__(self, redis_url: str, prefix: str, cluster: bool = False) -> None:
+        self.redis = data_client(redis_url, cluster)
         # the gateway's defaults: history_size 1000, history_ttl 86400 s, 300 s window
         self.rooms = RoomStore(self.redis, Keys(prefix), 1000, 86_400, 300)
 
@@ -690,7 +697,7 @@ def publisher_for(server: Server, cfg: Config) -> Publisher:
         if cfg.publish_via == "http":
             return HttpPublisher(server.port, cfg.api_key)
         if cfg.publish_via == "redis":
-            return RedisRoomPublisher(cfg.redis_url, server.prefix)
+            return RedisRoomPublisher(cfg.redis_url, server.prefix, cfg.redis == "cluster")
         return ClientPublisher(cfg.redis_url, server.prefix)
     if isinstance(server, SocketIO):
         return SioPublisher(cfg.redis_url, server.channel)
@@ -717,7 +724,9 @@ class Config:
     systems: list[str] = field(default_factory=lambda: ["goldwire", "ceiling"])
     asgi_send: str = "loop"
     asgi_ws: str = "auto"
+    redis: str = "single"  # or "cluster": LocalCluster plus a plain jobs Redis
     redis_url: str = ""
+    jobs_redis_url: str = ""  # JOBS_REDIS_URL of every Goldwire process, when set
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     api_key: str = field(default_factory=lambda: "bench-" + secrets.token_urlsafe(16))
     smoke: bool = False
@@ -830,7 +839,7 @@ def total_cpu(pids: Sequence[int]) -> float:
 
 
 async def run_step(system: str, cfg: Config, pool: Pool, connected: int, pub: Publisher,
-                   server_pids: Sequence[int], redis_pid: int | None, rate: float,
+                   server_pids: Sequence[int], redis_pids: Sequence[int], rate: float,
                    step: int, rooms: Sequence[str] = (ROOM,), inflight: int = 1,
                    kind: str = "fanout") -> dict[str, Any]:
     """One rate step: `rate` messages/s in all, spread over `rooms` (each client in one)."""
@@ -843,7 +852,7 @@ async def run_step(system: str, cfg: Config, pool: Pool, connected: int, pub: Pu
     t0 = time.perf_counter()
     srv0 = total_cpu(server_pids)
     gw0 = total_cpu(server_pids[:1])
-    redis0 = cpu_seconds(redis_pid) if redis_pid else 0.0
+    redis0 = total_cpu(redis_pids)
     cli0 = pool.cpu()
     me0 = cpu_seconds(os.getpid())
     core0 = cores_busy(cfg.server_cpus)
@@ -864,7 +873,7 @@ async def run_step(system: str, cfg: Config, pool: Pool, connected: int, pub: Pu
     window = time.perf_counter() - t0
     srv_cpu = total_cpu(server_pids) - srv0
     gw_cpu = total_cpu(server_pids[:1]) - gw0
-    redis_cpu = (cpu_seconds(redis_pid) - redis0) if redis_pid else 0.0
+    redis_cpu = total_cpu(redis_pids) - redis0
     cli_cpu = pool.cpu() - cli0
     me_cpu = cpu_seconds(os.getpid()) - me0
     core1 = cores_busy(cfg.server_cpus)
@@ -925,7 +934,7 @@ async def run_step(system: str, cfg: Config, pool: Pool, connected: int, pub: Pu
         "deliveries_per_server_cpu_s": round(unique / srv_cpu) if srv_cpu > 0 else None,
         "redis_cpu_s": round(redis_cpu, 3),
         "server_plus_redis_us_per_delivery": (round(1e6 * (srv_cpu + redis_cpu) / unique, 3)
-                                              if unique and redis_pid else None),
+                                              if unique and redis_pids else None),
         "client_cpu_s": round(cli_cpu, 3),
         "client_cpu_pct_of_their_cores": round(client_pct, 1),
         "publisher_cpu_s": round(me_cpu, 3),
@@ -936,7 +945,7 @@ async def run_step(system: str, cfg: Config, pool: Pool, connected: int, pub: Pu
 
 
 async def load_system(system: str, cfg: Config, children: Children, pool: Pool,
-                      redis_pid: int | None, step_base: int, *, clients: int,
+                      redis_pids: Sequence[int], step_base: int, *, clients: int,
                       rooms: Sequence[str], rates: Sequence[float], inflight: int = 1,
                       kind: str = "fanout") -> list[dict[str, Any]]:
     """A fresh server of `system`, `clients` sockets spread over `rooms`, then one step per
@@ -973,7 +982,7 @@ async def load_system(system: str, cfg: Config, children: Children, pool: Pool,
             services = server.services if isinstance(server, Gateway) else {}
             svc0 = {name: total_cpu([p.pid]) for name, p in services.items()}
             res = await run_step(system, cfg, pool, conn["connected"], pub, server.pids,
-                                 redis_pid if uses_redis else None, rate, step_base + i,
+                                 redis_pids if uses_redis else (), rate, step_base + i,
                                  rooms, inflight, kind)
             if services:
                 res["services_cpu_s"] = round(sum(total_cpu([p.pid]) - svc0[name]
@@ -1008,9 +1017,9 @@ async def load_system(system: str, cfg: Config, children: Children, pool: Pool,
 
 
 async def fanout_system(system: str, cfg: Config, children: Children, pool: Pool,
-                        redis_pid: int | None, step_base: int) -> list[dict[str, Any]]:
+                        redis_pids: Sequence[int], step_base: int) -> list[dict[str, Any]]:
     """`cfg.clients` sockets in one room, one step per rate in `cfg.rates`."""
-    return await load_system(system, cfg, children, pool, redis_pid, step_base,
+    return await load_system(system, cfg, children, pool, redis_pids, step_base,
                              clients=cfg.clients, rooms=[ROOM], rates=cfg.rates)
 
 
@@ -1054,10 +1063,9 @@ async def goldwire_records(cfg: Config, server: Gateway,
                            rooms: Sequence[str]) -> dict[str, int | None]:
     """What Goldwire has recorded in Redis: events written, and (with the presence service
     running) the connections its presence holds in `rooms`."""
-    from redis.asyncio import Redis
 
     keys = Keys(server.prefix)
-    redis = Redis.from_url(cfg.redis_url)
+    redis = data_client(cfg.redis_url, cfg.redis == "cluster")
     try:
         out: dict[str, int | None] = {"events": int(await redis.xlen(keys.events())),
                                       "presence": None}
@@ -1253,7 +1261,7 @@ def _num(v: float | None) -> str:
 
 
 # --- main --------------------------------------------------------------------------------
-async def bench(cfg: Config, children: Children, redis_pid: int) -> int:
+async def bench(cfg: Config, children: Children, redis_pids: Sequence[int]) -> int:
     pool = Pool([await WorkerProc.start(children, i, cfg.client_cpus)
                  for i in range(cfg.client_procs)])
     fan: list[dict[str, Any]] = []
@@ -1261,7 +1269,7 @@ async def bench(cfg: Config, children: Children, redis_pid: int) -> int:
     systems = cfg.systems
     try:
         for k, system in enumerate(systems):
-            fan += await fanout_system(system, cfg, children, pool, redis_pid, 1000 * (k + 1))
+            fan += await fanout_system(system, cfg, children, pool, redis_pids, 1000 * (k + 1))
         if cfg.idle_connections > 0:
             for system in systems:
                 idle.append((await idle_system(system, cfg, children, pool))[0])
@@ -1311,6 +1319,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--src-addrs", type=int, default=0,
                    help="loopback source addresses 127.0.0.1..N (default: one per "
                         f"{PORTS_PER_SOURCE} connections)")
+    p.add_argument("--redis", choices=("single", "cluster"), default="single",
+                   help="one private Redis, or a private 3-master + 3-replica Redis Cluster "
+                        "with a plain jobs Redis (single)")
     p.add_argument("--no-pin", action="store_true",
                    help="do not pin the server and the clients to separate CPUs")
     args = p.parse_args(argv)
@@ -1331,6 +1342,8 @@ def make_config(args: argparse.Namespace) -> Config:
         raise SystemExit(f"--systems: distinct names out of {', '.join(SYSTEMS)}")
     if args.skip_ceiling:
         systems = [x for x in systems if x != "ceiling"]
+    if args.redis == "cluster" and "socketio" in systems:
+        raise SystemExit("--redis cluster: socketio's AsyncRedisManager cannot use a cluster")
     cpus = sorted(os.sched_getaffinity(0))
     server_cpus: set[int] | None = None
     client_cpus: set[int] | None = None
@@ -1345,8 +1358,36 @@ def make_config(args: argparse.Namespace) -> Config:
         connect_timeout=args.connect_timeout, client_procs=max(1, procs),
         src_addrs=max(0, args.src_addrs), server_cpus=server_cpus, client_cpus=client_cpus,
         systems=systems, asgi_send=args.asgi_send, asgi_ws=args.asgi_ws, smoke=args.smoke,
-        services=not args.no_services,
+        services=not args.no_services, redis=args.redis,
     )
+
+
+def start_redis(cfg: Config, started: list[RedisServer | LocalCluster]) -> list[int]:
+    """Start the Redis of `cfg.redis`, set `cfg.redis_url` (and `jobs_redis_url` for a
+    cluster), append what must be stopped to `started`; return every Redis pid."""
+    if cfg.redis == "cluster":
+        cluster = LocalCluster(die_with_parent=True)
+        started.append(cluster)
+        cluster.start()
+        jobs = RedisServer(die_with_parent=True)
+        started.append(jobs)
+        jobs.start()
+        cfg.redis_url, cfg.jobs_redis_url = cluster.url, jobs.url
+        log(f"Redis Cluster 3+3 up in {cluster.start_seconds:.1f} s; jobs on {jobs.url}")
+        return [pid for pid in (*(n.server.pid for n in cluster.nodes), jobs.pid) if pid]
+    single = RedisServer(die_with_parent=True)
+    started.append(single)
+    single.start()
+    assert single.pid is not None
+    cfg.redis_url = single.url
+    return [single.pid]
+
+
+def data_client(url: str, cluster: bool) -> Any:
+    """The bench's own asyncio client for Goldwire's data Redis: cluster-aware on a cluster."""
+    from redis.asyncio import Redis, RedisCluster
+
+    return RedisCluster.from_url(url) if cluster else Redis.from_url(url)
 
 
 def _sigterm(signum: int, frame: Any) -> None:
@@ -1368,14 +1409,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _sigterm)
     log_dir = tempfile.mkdtemp(prefix="goldwire-fanout-")
     children = Children(log_dir)
-    redis: RedisServer | None = None
+    redis: list[RedisServer | LocalCluster] = []
     started = time.monotonic()
     try:
-        redis = RedisServer(die_with_parent=True).start()
-        assert redis.pid is not None
-        pin_all_threads(redis.pid, cfg.client_cpus)
-        cfg.redis_url = redis.url
-        rc = asyncio.run(bench(cfg, children, redis.pid))
+        pids = start_redis(cfg, redis)
+        for pid in pids:
+            pin_all_threads(pid, cfg.client_cpus)
+        rc = asyncio.run(bench(cfg, children, pids))
         log(f"done in {time.monotonic() - started:.1f} s (server logs in {log_dir})")
         return rc
     except KeyboardInterrupt:
@@ -1384,8 +1424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         children.stop_all()
-        if redis is not None:
-            redis.stop()
+        for server in redis:
+            server.stop()
 
 
 if __name__ == "__main__":

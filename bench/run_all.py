@@ -245,14 +245,14 @@ class Run:
             if "fanout" in plan.scenarios:
                 for k, system in enumerate(plan.systems):
                     out = await self.attempt("fanout", system, lambda s=system, k=k: load_system(
-                        s, cfg, children, pool, self.redis_pid, 1000 * (k + 1),
+                        s, cfg, children, pool, (self.redis_pid,), 1000 * (k + 1),
                         clients=plan.clients, rooms=[ROOM], rates=plan.rates))
                     res["fanout"] += out or []
             if "rooms" in plan.scenarios:
                 names = [f"bench:room-{i}" for i in range(plan.rooms)]
                 for k, system in enumerate(plan.systems):
                     out = await self.attempt("rooms", system, lambda s=system, k=k: load_system(
-                        s, cfg, children, pool, self.redis_pid, 10_000 + 1000 * k,
+                        s, cfg, children, pool, (self.redis_pid,), 10_000 + 1000 * k,
                         clients=plan.room_clients, rooms=names, rates=plan.room_rates,
                         inflight=plan.room_inflight, kind="rooms"))
                     res["rooms"] += out or []

@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -136,6 +136,8 @@ class RedisServer:
         die_with_parent: bool = False,
         durable: bool = False,
         cluster_node: bool = False,
+        own_every_slot: bool = True,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.host = host
         self.durable = durable
@@ -143,6 +145,9 @@ class RedisServer:
         # Redis refuses what a real cluster would (CROSSSLOT, a script touching another
         # slot), which is how the tests check our key layout (GOLDWIRE_TEST_REDIS_CLUSTER).
         self.cluster_node = cluster_node
+        # False: a cluster member with no slots, for `redis_cluster.LocalCluster` to join.
+        self._own_every_slot = own_every_slot
+        self._extra_args = tuple(extra_args)
         self._binary = binary
         self._fixed_port = port
         self._port = port
@@ -167,6 +172,17 @@ class RedisServer:
     def pid(self) -> int | None:
         proc = self._state.proc
         return proc.pid if proc is not None else None
+
+    @property
+    def log_path(self) -> str | None:
+        """Where Redis writes its log (None before the first start); kept across restarts."""
+        tmpdir = self._state.tmpdir
+        return os.path.join(tmpdir, "redis.log") if tmpdir else None
+
+    def log_tail(self, limit: int = 2000) -> str:
+        """The end of the log, for error messages."""
+        path = self.log_path
+        return _tail(path, limit) if path else ""
 
     @property
     def running(self) -> bool:
@@ -252,6 +268,7 @@ class RedisServer:
               if self.cluster_node else []),
             "--dir", state.tmpdir,
             "--daemonize", "no",
+            *self._extra_args,
         ]  # fmt: skip
         try:
             state.proc = subprocess.Popen(
@@ -268,10 +285,10 @@ class RedisServer:
             state.terminate()
             raise RedisServerError(f"cannot run {binary}: {exc}") from exc
         self._wait_ready(port, log_path)
-        if self.cluster_node:
-            self._own_every_slot(port)
+        if self.cluster_node and self._own_every_slot:
+            self._own_every_slot_now(port)
 
-    def _own_every_slot(self, port: int) -> None:
+    def _own_every_slot_now(self, port: int) -> None:
         """Assign every slot to this node (kept in nodes.conf across a restart) and wait
         until the cluster says ok."""
         client = redis.Redis(host=self.host, port=port, socket_timeout=2, decode_responses=True)

@@ -23,12 +23,21 @@ def pair(redis_server, key_prefix) -> Iterator[tuple[Gateway, Gateway]]:
         gw.terminate()
 
 
+@pytest.fixture
+def pair_on_each_backend(data_redis, key_prefix) -> Iterator[tuple[Gateway, Gateway]]:
+    """Two gateways on a plain Redis, then on a 3-master Redis Cluster (data_redis)."""
+    gws = [Gateway(data_redis.url, key_prefix).start() for _ in range(2)]
+    yield gws[0], gws[1]
+    for gw in gws:
+        gw.terminate()
+
+
 def api(gw: Gateway) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=gw.http, headers={"Authorization": f"Bearer {API_KEY}"})
 
 
-async def test_rooms_users_and_broadcasts_cross_gateways(pair) -> None:
-    gw1, gw2 = pair
+async def test_rooms_users_and_broadcasts_cross_gateways(pair_on_each_backend) -> None:
+    gw1, gw2 = pair_on_each_backend
     r = "doc:" + uuid.uuid4().hex[:6]
     a = await Client.open(gw1.url, token("alice"), rooms=[{"room": r}])
     b = await Client.open(gw2.url, token("bob"), rooms=[{"room": r}])
