@@ -33,6 +33,7 @@ import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, RedisClusterException, RedisError
 
 log = logging.getLogger("goldwire.store.connect")
@@ -55,6 +56,16 @@ class _HiredisPacking:
             return [hiredis.pack_command(args)]
         except TypeError as exc:  # what redis-py raises for a value it cannot send
             raise DataError(str(exc)) from exc
+
+
+    async def _send_packed_command(self, command: Any) -> None:
+        # A transport the server just reset makes uvloop raise RuntimeError (CPython a
+        # TypeError) from writelines: neither is a ConnectionError, so no retry layer of
+        # redis-py (the cluster client's included) would take it for a lost connection.
+        writer = self._writer  # type: ignore[attr-defined]
+        if writer is None or writer.transport is None or writer.transport.is_closing():
+            raise RedisConnectionError("connection closed by the server")
+        await super()._send_packed_command(command)  # type: ignore[misc]
 
 
 class HiredisConnection(_HiredisPacking, Connection):
