@@ -18,10 +18,11 @@ pytestmark = pytest.mark.asyncio
 
 
 @pytest.fixture
-def stack(redis_server, key_prefix) -> Iterator[tuple[Gateway, Gateway, Presence]]:
-    gw1 = Gateway(redis_server.url, key_prefix).start()
-    gw2 = Gateway(redis_server.url, key_prefix).start()
-    presence = Presence(redis_server.url, key_prefix, presence_leave_grace=1.5).start()
+def stack(data_redis, key_prefix) -> Iterator[tuple[Gateway, Gateway, Presence]]:
+    """On a plain Redis and on the 3-master cluster (tests/conftest.py `data_redis`)."""
+    gw1 = Gateway(data_redis.url, key_prefix).start()
+    gw2 = Gateway(data_redis.url, key_prefix).start()
+    presence = Presence(data_redis.url, key_prefix, presence_leave_grace=1.5).start()
     yield gw1, gw2, presence
     for proc in (gw1, gw2, presence):
         proc.terminate()
@@ -172,6 +173,7 @@ async def test_two_replicas_one_killed_mid_stream(redis_server, key_prefix) -> N
             p.terminate()
 
 
+@pytest.mark.parametrize("data_redis", ["plain"], indirect=True)  # it kills that Redis
 async def test_presence_is_rebuilt_after_redis_loses_everything(stack, redis_server) -> None:
     """Redis restarts without persistence: the gateways announce their connections
     again and presence comes back without anyone reconnecting."""

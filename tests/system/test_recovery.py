@@ -8,17 +8,18 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from goldwire.protocol.keys import Keys
+from goldwire.store.connect import connect
 from tests.support import API_KEY, Client, Gateway, token
 
 pytestmark = pytest.mark.asyncio
 
 
 @pytest.fixture
-def gateway(redis_server, key_prefix) -> Iterator[Gateway]:
-    gw = Gateway(redis_server.url, key_prefix, history_size=50,
+def gateway(data_redis, key_prefix) -> Iterator[Gateway]:
+    """On a plain Redis and on the 3-master cluster (tests/conftest.py `data_redis`)."""
+    gw = Gateway(data_redis.url, key_prefix, history_size=50,
                  rate_limit_per_second=1000, rate_limit_burst=1000).start()
     yield gw
     gw.terminate()
@@ -80,13 +81,13 @@ async def test_trimmed_history_is_not_recovered(gateway) -> None:
     await client.close()
 
 
-async def test_lost_history_is_not_recovered_though_ids_keep_growing(gateway, redis_server,
+async def test_lost_history_is_not_recovered_though_ids_keep_growing(gateway, data_redis,
                                                                       key_prefix) -> None:
     """A flush (or a restart without persistence) loses history; new ids are still larger."""
     r = room()
     offsets = await publish(gateway, r, range(5))
     keys = Keys(key_prefix)
-    client = aioredis.Redis.from_url(redis_server.url)
+    client = connect(data_redis.url)
     await client.delete(keys.history("default", r), keys.room_meta("default", r))
     await client.aclose()
     await publish(gateway, r, range(5, 8))

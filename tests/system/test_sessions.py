@@ -15,10 +15,11 @@ pytestmark = pytest.mark.asyncio
 
 
 @pytest.fixture
-def stack(redis_server, key_prefix) -> Iterator[tuple[Gateway, Gateway, Sessions]]:
-    gw1 = Gateway(redis_server.url, key_prefix).start()
-    gw2 = Gateway(redis_server.url, key_prefix).start()
-    sessions = Sessions(redis_server.url, key_prefix).start()
+def stack(data_redis, key_prefix) -> Iterator[tuple[Gateway, Gateway, Sessions]]:
+    """On a plain Redis and on the 3-master cluster (tests/conftest.py `data_redis`)."""
+    gw1 = Gateway(data_redis.url, key_prefix).start()
+    gw2 = Gateway(data_redis.url, key_prefix).start()
+    sessions = Sessions(data_redis.url, key_prefix).start()
     yield gw1, gw2, sessions
     for proc in (gw1, gw2, sessions):
         proc.terminate()
