@@ -1,9 +1,12 @@
-"""Redis commands per room message, measured on a running system (docs/deploy.md).
+"""Redis commands per room message, per connect and per disconnect, measured on a running
+system (docs/deploy.md, the capacity model in docs/architecture.md).
 
 Starts a private redis-server on a free port and `goldwire up` (gateway, presence,
 sessions, activity) beside it, puts 10 clients in one room, and counts
-`INFO commandstats` around N HTTP publishes and N WebSocket publishes. Counts include
-every command a Lua script runs; the idle system's own rate is printed to subtract.
+`INFO commandstats` around N HTTP publishes and N WebSocket publishes; then around N
+connects (authenticated, joining one room with presence, so every service records it)
+and their N disconnects. Counts include every command a Lua script runs; the idle
+system's own rate is measured first and subtracted from the connect figures.
 
     .venv/bin/python bench/redis_ops.py [--messages 500]
 """
@@ -98,6 +101,33 @@ async def measure(gateway: int, r: redis.Redis, n: int) -> None:
         for ws in sockets:
             await ws.close()
         await asyncio.gather(*readers)
+        await measure_connects(gateway, r, n, idle)
+
+
+async def measure_connects(gateway: int, r: redis.Redis, n: int, idle: float) -> None:
+    """Commands per connect (and per disconnect), the idle rate taken off."""
+    tokens = [mint_token(SECRET, f"c{i}", rooms="doc:*", publish="doc:*") for i in range(n)]
+    before, started = calls(r), time.monotonic()
+    sockets = []
+    for token in tokens:  # a user each: the per-user connection limit stays out of it
+        ws = await websockets.connect(f"ws://127.0.0.1:{gateway}/ws")
+        await ws.send(json.dumps({"op": "connect", "token": token, "ref": 1,
+                                  "rooms": [{"room": "doc:2", "presence": True}]}))
+        await ws.recv()
+        sockets.append(ws)
+    await asyncio.sleep(4)  # the services record every connect and join
+    spent = time.monotonic() - started
+    total, top = per_message(before, calls(r), n)
+    print(f"connect + join with presence: {total - idle * spent / n:.1f} commands/connect "
+          f"(top, idle included: {top})")
+    before, started = calls(r), time.monotonic()
+    for ws in sockets:
+        await ws.close()
+    await asyncio.sleep(4)
+    spent = time.monotonic() - started
+    total, top = per_message(before, calls(r), n)
+    print(f"disconnect: {total - idle * spent / n:.1f} commands/disconnect "
+          f"(top, idle included: {top})")
 
 
 def main() -> None:
