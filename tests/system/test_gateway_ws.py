@@ -16,14 +16,19 @@ import httpx
 import pytest
 import websockets
 
+from tests.redis_backends import REDIS_BACKENDS
 from tests.support import API_KEY, Client, Gateway, RawClient, token, until
 
 pytestmark = pytest.mark.asyncio
 
 
-@pytest.fixture(scope="module")
-def gateway(redis_server) -> Iterator[Gateway]:
-    gw = Gateway(redis_server.url, "gwtest:" + uuid.uuid4().hex[:8],
+@pytest.fixture(scope="module", params=REDIS_BACKENDS)
+def gateway(request: pytest.FixtureRequest) -> Iterator[Gateway]:
+    """One gateway per backend for the module: a plain Redis, then the 3-master cluster
+    (module-scoped, so it picks the session servers itself rather than `data_redis`)."""
+    fixture = "redis_cluster" if request.param == "cluster" else "redis_server"
+    url = request.getfixturevalue(fixture).url
+    gw = Gateway(url, "gwtest:" + uuid.uuid4().hex[:8],
                  max_frame_bytes=4096, rate_limit_per_second=20, rate_limit_burst=20,
                  flood_strikes=10, max_rooms_per_connection=3, auth_timeout=1,
                  max_outbound_bytes=524288).start()
