@@ -4,7 +4,7 @@ system (docs/deploy.md, the capacity model in docs/architecture.md).
 Starts a private redis-server on a free port and `goldwire up` (gateway, presence,
 sessions, activity) beside it, puts 10 clients in one room, and counts
 `INFO commandstats` around N HTTP publishes and N WebSocket publishes; then around N
-connects (authenticated, joining one room with presence, so every service records it)
+connects (authenticated, each joining a room of 10 with presence, every service recording it)
 and their N disconnects. Counts include every command a Lua script runs; the idle
 system's own rate is measured first and subtracted from the connect figures.
 
@@ -41,13 +41,34 @@ def free_port() -> int:
 
 
 def calls(r: redis.Redis) -> dict[str, int]:
-    return {k.removeprefix("cmdstat_"): v["calls"] for k, v in r.info("commandstats").items()}
+    """Calls per command, and `~cpu_us`: Redis's own CPU time so far (INFO cpu)."""
+    stats = r.info("commandstats")
+    out = {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
+    out.update({"~us_" + k.removeprefix("cmdstat_"): v["usec"] for k, v in stats.items()})
+    cpu = r.info("cpu")
+    out["~cpu_us"] = int(1e6 * (cpu["used_cpu_sys"] + cpu["used_cpu_user"]))
+    return out
 
 
 def per_message(before: dict[str, int], after: dict[str, int], n: int) -> tuple[float, str]:
-    delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+    delta = {k: v - before.get(k, 0) for k, v in after.items()
+             if v - before.get(k, 0) and not k.startswith("~")}
     top = sorted(delta.items(), key=lambda kv: -kv[1])[:10]
     return sum(delta.values()) / n, ", ".join(f"{k} {v / n:.2f}" for k, v in top)
+
+
+def costliest(before: dict[str, int], after: dict[str, int], n: int) -> str:
+    """The commands that took Redis the most time per operation (a script's own time
+    includes the commands it runs)."""
+    delta = {k[4:]: v - before.get(k, 0) for k, v in after.items() if k.startswith("~us_")}
+    top = sorted(delta.items(), key=lambda kv: -kv[1])[:5]
+    return ", ".join(f"{k} {v / n:.0f} µs" for k, v in top if v > 0)
+
+
+def cpu_per(before: dict[str, int], after: dict[str, int], n: int, idle_us_per_s: float,
+            seconds: float) -> float:
+    """Redis CPU µs per operation, the idle system's share taken off."""
+    return (after["~cpu_us"] - before["~cpu_us"] - idle_us_per_s * seconds) / n
 
 
 async def measure(gateway: int, r: redis.Redis, n: int) -> None:
@@ -76,58 +97,65 @@ async def measure(gateway: int, r: redis.Redis, n: int) -> None:
 
         readers = [asyncio.create_task(read_all(ws)) for ws in sockets]
         await asyncio.sleep(3)
+        before = calls(r)
+        await asyncio.sleep(4)
+        after = calls(r)
+        idle, _ = per_message(before, after, 4)
+        idle_cpu = (after["~cpu_us"] - before["~cpu_us"]) / 4
+        print(f"idle system: {idle:.0f} commands/s, {idle_cpu / 1000:.1f} ms Redis CPU/s "
+              "(taken off every figure below)")
         before, started = calls(r), time.monotonic()
         for i in range(n):
             await http.post(f"http://127.0.0.1:{gateway}/v1/publish",
                             headers={"Authorization": "Bearer bench-key"},
                             json={"room": "doc:1", "type": "document_update", "data": {"i": i}})
         await asyncio.sleep(4)  # the services catch up
-        total, top = per_message(before, calls(r), n)
-        print(f"HTTP publish: {total:.1f} commands/message over {time.monotonic() - started:.1f} s"
-              f" (top: {top})")
+        report("HTTP publish", "message", before, calls(r), n, idle, idle_cpu,
+               time.monotonic() - started)
         before, started = calls(r), time.monotonic()
         for i in range(n):  # under RATE_LIMIT_PER_SECOND (50)
             await sockets[0].send(json.dumps({"op": "publish", "room": "doc:1",
                                               "type": "user_message", "data": {"i": i}}))
             await asyncio.sleep(0.03)
         await asyncio.sleep(4)
-        total, top = per_message(before, calls(r), n)
-        print(f"WebSocket publish: {total:.1f} commands/message over "
-              f"{time.monotonic() - started:.1f} s (top: {top})")
-        before = calls(r)
-        await asyncio.sleep(4)
-        idle, _ = per_message(before, calls(r), 4)
-        print(f"idle system: {idle:.0f} commands/s (subtract idle x seconds / messages)")
+        report("WebSocket publish", "message", before, calls(r), n, idle, idle_cpu,
+               time.monotonic() - started)
         for ws in sockets:
             await ws.close()
         await asyncio.gather(*readers)
-        await measure_connects(gateway, r, n, idle)
+        await measure_connects(gateway, r, n, idle, idle_cpu)
 
 
-async def measure_connects(gateway: int, r: redis.Redis, n: int, idle: float) -> None:
+def report(what: str, per: str, before: dict[str, int], after: dict[str, int], n: int,
+           idle: float, idle_cpu: float, spent: float) -> None:
+    total, top = per_message(before, after, n)
+    print(f"{what}: {total - idle * spent / n:.1f} commands/{per}, "
+          f"{cpu_per(before, after, n, idle_cpu, spent):.0f} µs Redis CPU each "
+          f"(top, idle included: {top}; costliest: {costliest(before, after, n)})")
+
+
+async def measure_connects(gateway: int, r: redis.Redis, n: int, idle: float,
+                           idle_cpu: float) -> None:
     """Commands per connect (and per disconnect), the idle rate taken off."""
     tokens = [mint_token(SECRET, f"c{i}", rooms="doc:*", publish="doc:*") for i in range(n)]
     before, started = calls(r), time.monotonic()
     sockets = []
-    for token in tokens:  # a user each: the per-user connection limit stays out of it
+    for i, token in enumerate(tokens):  # a user each: no per-user connection limit
         ws = await websockets.connect(f"ws://127.0.0.1:{gateway}/ws")
+        # rooms of 10, a document's viewers (one big room costs more per join: presence)
         await ws.send(json.dumps({"op": "connect", "token": token, "ref": 1,
-                                  "rooms": [{"room": "doc:2", "presence": True}]}))
+                                  "rooms": [{"room": f"doc:c{i // 10}", "presence": True}]}))
         await ws.recv()
         sockets.append(ws)
     await asyncio.sleep(4)  # the services record every connect and join
-    spent = time.monotonic() - started
-    total, top = per_message(before, calls(r), n)
-    print(f"connect + join with presence: {total - idle * spent / n:.1f} commands/connect "
-          f"(top, idle included: {top})")
+    report("connect + join with presence", "connect", before, calls(r), n, idle, idle_cpu,
+           time.monotonic() - started)
     before, started = calls(r), time.monotonic()
     for ws in sockets:
         await ws.close()
     await asyncio.sleep(4)
-    spent = time.monotonic() - started
-    total, top = per_message(before, calls(r), n)
-    print(f"disconnect: {total - idle * spent / n:.1f} commands/disconnect "
-          f"(top, idle included: {top})")
+    report("disconnect", "disconnect", before, calls(r), n, idle, idle_cpu,
+           time.monotonic() - started)
 
 
 def main() -> None:
