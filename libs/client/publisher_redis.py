@@ -45,6 +45,7 @@ from goldwire.protocol.frames import room_frame_parts
 from goldwire.protocol.http import PublishRequest, PublishResult
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import direct_frame
+from goldwire.protocol.room_options import RoomPolicy
 from goldwire.store.connect import connect
 from goldwire.store.direct import DirectStore
 from goldwire.store.inbox import Inbox
@@ -73,6 +74,7 @@ class RedisPublisher(Publisher):
         backoff: ExponentialBackoff | None = None,
         record_events: bool = True,
         max_publish_bytes: int = MAX_PUBLISH_BYTES,
+        room_options: str | None = None,
     ) -> None:
         self.keys = Keys(key_prefix)
         self.max_publish_bytes = max_publish_bytes
@@ -84,8 +86,9 @@ class RedisPublisher(Publisher):
         self.record_events = record_events
         # Our own retries: redis-py's would not know that a retry is only safe with the key.
         self.redis = connect(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        # ROOM_OPTIONS as the gateways have it, so a pattern's history_size holds here too.
         self.rooms = RoomStore(self.redis, self.keys, history_size, history_ttl,
-                               idempotency_window)
+                               idempotency_window, RoomPolicy.parse(room_options))
         self.direct = DirectStore(self.redis, self.keys, idempotency_window)
         # Inbox bounds are the sessions service's settings; the defaults match the gateway's.
         self.inbox = Inbox(self.redis, self.keys, idempotency_window=idempotency_window)

@@ -23,9 +23,11 @@ from goldwire.protocol.names import DEFAULT_TENANT
 # kind -> what it says. `replay` joins are the rooms a reconnecting gateway restates.
 KINDS: dict[str, str] = {
     "connect": "a connection was admitted (name, status, meta)",
-    "disconnect": "a connection ended (rooms it was in; offsets it read, when it closed cleanly)",
-    "join": "a connection joined a room (room, name, offset; replay on a gateway's restart)",
-    "leave": "a connection left a room (room)",
+    "disconnect": "a connection ended (rooms it was in; offsets it read, when it closed "
+                  "cleanly; quiet_rooms: those of them without presence)",
+    "join": "a connection joined a room (room, name, offset; replay on a gateway's restart; "
+            "presence 'off' for a room whose options turn presence off)",
+    "leave": "a connection left a room (room; presence 'off' as its join)",
     "publish": "a message was published to a room or user (room or to, type, offset, source)",
     "send": "a direct message between users (to)",
     "status": "a connection's status changed (status, meta)",
@@ -63,17 +65,21 @@ class StreamEvent:
     method: str = ""
     route: str = ""
     code: str = ""
+    presence: str = ""  # "off": a join or leave in a room without presence (ROOM_OPTIONS)
+    quiet_rooms: tuple[str, ...] = field(default_factory=tuple)  # a disconnect's, the same
 
     def entry(self) -> dict[str, Any]:
         """The entry `event_fields` writes for this event (tests, tools)."""
         extra = {k: getattr(self, k) for k in _OPTIONAL}
         extra["rooms"] = list(self.rooms) or None
+        extra["quiet_rooms"] = list(self.quiet_rooms) or None
         extra["replay"] = 1 if self.replay else None
         return event_fields(self.kind, self.id, self.node, self.ts, **extra)
 
 
 _OPTIONAL = tuple(f.name for f in fields(StreamEvent)
-                  if f.name not in ("id", "kind", "node", "ts", "rooms", "replay"))
+                  if f.name not in ("id", "kind", "node", "ts", "rooms", "replay",
+                                    "quiet_rooms"))
 # Fields taken from the entry as they are (`from __future__` makes annotations strings).
 _TEXT_FIELDS = frozenset(f.name for f in fields(StreamEvent) if f.type == "str")
 
@@ -114,6 +120,9 @@ def parse_event(raw: dict[bytes, bytes]) -> StreamEvent:
         if f.get("rooms"):
             rooms = json.loads(f["rooms"])
             kw["rooms"] = tuple(str(r) for r in rooms) if isinstance(rooms, list) else ()
+        if f.get("quiet_rooms"):
+            quiet = json.loads(f["quiet_rooms"])
+            kw["quiet_rooms"] = tuple(str(r) for r in quiet) if isinstance(quiet, list) else ()
         if f.get("offsets"):
             offsets = json.loads(f["offsets"])
             kw["offsets"] = ({str(k): str(v) for k, v in offsets.items()}

@@ -70,6 +70,9 @@ class JoinResult(_Data):
     room: str
     offset: str
     recovered: bool | None = None
+    # False when the room's options (ROOM_OPTIONS) turn presence off: no presence_update
+    # will come for it. Absent otherwise.
+    presence: bool | None = None
 
 
 class JoinFailure(_Data):

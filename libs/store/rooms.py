@@ -12,6 +12,7 @@ from typing import Any
 
 from goldwire.protocol.frames import build_frame
 from goldwire.protocol.keys import Keys
+from goldwire.protocol.room_options import RoomPolicy
 from goldwire.store.connect import REPLICA_WAIT_MS, replicated_master
 from goldwire.store.lua import bind, run_loading_scripts
 
@@ -40,10 +41,11 @@ class RoomStore:
     """Publish to and read rooms' history with one deployment's history settings."""
 
     def __init__(self, redis: Any, keys: Keys, history_size: int, history_ttl: int,
-                 idempotency_window: int) -> None:
+                 idempotency_window: int, policy: RoomPolicy | None = None) -> None:
         self.redis = redis
         self.keys = keys
         self.history_size = history_size
+        self.policy = policy or RoomPolicy()  # ROOM_OPTIONS: a pattern's history_size
         self.history_ttl_ms = history_ttl * 1000
         self.idempotency_ms = idempotency_window * 1000
         self._publish = bind(redis, __package__, "room_publish.lua")
@@ -62,7 +64,8 @@ class RoomStore:
             idempotency=(keys.room_idempotency(tenant, room, idempotency_key)
                          if idempotency_key else meta),
             channel=keys.room_channel(tenant, room), head=head, tail=tail,
-            maxlen=self.history_size if history_size is None else history_size,
+            maxlen=(history_size if history_size is not None
+                    else self.policy.for_room(room).history_size or self.history_size),
             ttl_ms=self.history_ttl_ms if history_ttl_ms is None else history_ttl_ms,
             idempotency_ms=str(self.idempotency_ms) if idempotency_key else "0")
         master = replicated_master(self.redis, history)

@@ -53,6 +53,6 @@ def _remove(node: GatewayNode, conn: Connection, name: str, kind: str,
     conn.send(room_update_frame(name, kind, **extra))
     del conn.rooms[name]
     node.rooms.leave(conn, room)
-    node.outbox.event("leave", conn, room=name)
+    node.outbox.event("leave", conn, room=name, presence=None if room.presence else "off")
     node.index.put(conn)
     return True

@@ -78,7 +78,8 @@ class RedisBroker:
         self._on_reconnect = on_reconnect
         self._on_disconnect = on_disconnect
         self.room_store = RoomStore(self.redis, keys, settings.history_size,
-                                    settings.history_ttl, settings.idempotency_window)
+                                    settings.history_ttl, settings.idempotency_window,
+                                    settings.room_policy())
         self.direct = DirectStore(self.redis, keys, settings.idempotency_window)
         self.presence_view = PresenceView(self.redis, keys)
 

@@ -165,7 +165,8 @@ def _finish_join(node: GatewayNode, conn: Connection, pending: PendingJoin) -> N
     if node.rooms.complete_join(pending):
         assert conn.principal is not None
         node.outbox.event("join", conn, room=pending.room.name, name=conn.principal.name,
-                          offset=pending.history.resume_offset())
+                          offset=pending.history.resume_offset(),
+                          presence=None if pending.room.presence else "off")
         node.index.put(conn)
     else:
         conn.rooms.pop(pending.room.name, None)
@@ -186,7 +187,8 @@ async def handle_leave(node: GatewayNode, conn: Connection, command: Leave) -> d
     if room is None:
         raise CommandError(ErrorCode.NOT_FOUND, f"not in room {command.room!r}")
     node.rooms.leave(conn, room)
-    node.outbox.event("leave", conn, room=command.room)
+    node.outbox.event("leave", conn, room=command.room,
+                      presence=None if room.presence else "off")
     node.index.put(conn)
     return {"room": command.room}
 

@@ -103,7 +103,8 @@ class GatewayNode:
         self.broker = RedisBroker(settings, self.keys, on_reconnect=self._after_reconnect,
                                   on_disconnect=self._on_feed_lost)
         self.groups = GroupTable(self.broker)
-        self.rooms = RoomHub(self.groups, self.broker, self.keys, self.metrics)
+        self.rooms = RoomHub(self.groups, self.broker, self.keys, self.metrics,
+                             settings.room_policy())
         self.outbox = Outbox(self.broker.redis, self.keys.events(), self.node_id,
                              settings.events_maxlen, self.metrics)
         self.sessions = SessionStore(self.broker.redis, self.keys, settings.session_timeout_hours)
@@ -233,7 +234,9 @@ class GatewayNode:
             # older offsets, so a resume replays more rather than misses any).
             offsets = {name: format_offset(room.last_offset)
                        for name, room in conn.rooms.items() if room.last_offset != (0, 0)}
-        self.outbox.event("disconnect", conn, rooms=list(conn.rooms), offsets=offsets or None)
+        self.outbox.event("disconnect", conn, rooms=list(conn.rooms), offsets=offsets or None,
+                          quiet_rooms=[n for n, r in conn.rooms.items() if not r.presence]
+                          or None)
 
     def _recount_users(self) -> None:
         """After Redis lost its data: write every local user's count again."""
@@ -369,8 +372,9 @@ class GatewayNode:
                 continue
             self.outbox.event("connect", conn, name=p.name, status=conn.status, meta=conn.meta,
                               replay=1)
-            for name in conn.rooms:
-                self.outbox.event("join", conn, room=name, name=p.name, replay=1)
+            for name, room in conn.rooms.items():
+                self.outbox.event("join", conn, room=name, name=p.name, replay=1,
+                                  presence=None if room.presence else "off")
 
     # --- node-wide loops ---------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:

@@ -25,6 +25,7 @@ from goldwire.protocol.channels import ChannelMessageError, PresenceDiffNote, pa
 from goldwire.protocol.frames import state_frame
 from goldwire.protocol.messages import encode
 from goldwire.protocol.offsets import Offset, parse_offset
+from goldwire.protocol.room_options import RoomPolicy
 from goldwire.store.connect import STORE_ERRORS
 
 if TYPE_CHECKING:
@@ -41,13 +42,15 @@ MAX_WAITING_DIFFS = 1000  # presence diffs kept for a member still waiting for i
 class LocalRoom(LocalGroup):
     """A room's members on this node; its pub/sub messages are channels.parse_room's."""
 
-    __slots__ = ("base_offset", "catchup", "last_offset", "name", "pending", "presence_seen",
-                 "presence_waiting", "state_reader", "state_waiters", "tenant")
+    __slots__ = ("base_offset", "catchup", "last_offset", "name", "pending", "presence",
+                 "presence_seen", "presence_waiting", "state_reader", "state_waiters", "tenant")
 
-    def __init__(self, channel: bytes, metrics: GatewayMetrics, tenant: str, name: str) -> None:
+    def __init__(self, channel: bytes, metrics: GatewayMetrics, tenant: str, name: str,
+                 presence: bool = True) -> None:
         super().__init__(channel, metrics)
         self.tenant = tenant
         self.name = name
+        self.presence = presence  # ROOM_OPTIONS: False = no presence states or diffs here
         self.pending: dict[Any, list[tuple[Offset, bytes]]] = {}  # joiner -> buffered live
         self.catchup: list[tuple[Offset, bytes]] | None = None  # buffered during a Redis gap
         self.last_offset: Offset = ZERO  # newest offset fanned out by this node
@@ -144,12 +147,15 @@ class PendingJoin:
         data: dict[str, Any] = {"room": self.room.name, "offset": self.history.latest.decode()}
         if self.since is not None:
             data["recovered"] = self.history.recovered
+        if not self.room.presence:
+            data["presence"] = False  # the room's options: no presence_update will come
         return data
 
 
 class RoomHub:
     def __init__(self, table: GroupTable, broker: RedisBroker, keys: Keys,
-                 metrics: GatewayMetrics) -> None:
+                 metrics: GatewayMetrics, policy: RoomPolicy | None = None) -> None:
+        self.policy = policy or RoomPolicy()
         self.table = table
         self.broker = broker
         self.keys = keys
@@ -163,8 +169,9 @@ class RoomHub:
         self, conn: Any, tenant: str, name: str, since: str | None
     ) -> PendingJoin:
         room = await self.table.acquire(
-            self.channel(tenant, name), lambda ch: LocalRoom(ch, self.metrics, tenant, name)
-        )
+            self.channel(tenant, name),
+            lambda ch: LocalRoom(ch, self.metrics, tenant, name,
+                                 self.policy.for_room(name).presence))
         buffer: list[tuple[Offset, bytes]] = []
         room.pending[conn.transport] = buffer
         try:
@@ -192,7 +199,8 @@ class RoomHub:
             if offset > cutoff:
                 transport.send(payload)
         room.members.add(transport)
-        room.presence_waiting[transport] = []
+        if room.presence:
+            room.presence_waiting[transport] = []
         return True
 
     # --- presence states ------------------------------------------------------------

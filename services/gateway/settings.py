@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from goldwire.gateway.clientip import parse_networks
+from goldwire.protocol.room_options import RoomPolicy
 from goldwire.service.settings import ServiceSettings
 
 
@@ -71,6 +72,7 @@ class GatewaySettings(ServiceSettings):
     per_message_deflate: bool = False
 
     history_size: int = 1000
+    room_options: str = ""  # JSON rules by room pattern: presence, history_size (room_options.py)
     history_ttl: int = 86400  # seconds
     idempotency_window: int = 300  # seconds
     events_maxlen: int = 1_000_000
@@ -84,6 +86,14 @@ class GatewaySettings(ServiceSettings):
     def _trusted_proxies_parse(self) -> GatewaySettings:
         parse_networks(self.trusted_proxies)  # a typo fails at start, not at the first connect
         return self
+
+    @model_validator(mode="after")
+    def _room_options_parse(self) -> GatewaySettings:
+        RoomPolicy.parse(self.room_options)  # a bad rule fails at start, naming the rule
+        return self
+
+    def room_policy(self) -> RoomPolicy:
+        return RoomPolicy.parse(self.room_options)
 
     @model_validator(mode="after")
     def _one_message_fits_a_socket(self) -> GatewaySettings:

@@ -38,6 +38,8 @@ def parse_event(fields: dict[bytes, bytes]) -> GatewayEvent | None:
     """
     if fields.get(b"kind") not in _PRESENCE_KINDS_B:
         return None
+    if fields.get(b"presence") == b"off":  # a join or leave in a room without presence
+        return None
     try:
         e = parse_stream_event(fields)
     except MalformedEvent:
@@ -46,4 +48,5 @@ def parse_event(fields: dict[bytes, bytes]) -> GatewayEvent | None:
         kind=e.kind, node=e.node, conn=e.conn, seq=e.seq, tenant=e.tenant, user=e.user,
         ts=e.ts, name=e.name, room=e.room,
         status=e.status if e.status in STATUSES else "online",
-        meta=json.dumps(e.meta) if e.meta is not None else "{}", rooms=e.rooms)
+        meta=json.dumps(e.meta) if e.meta is not None else "{}",
+        rooms=tuple(r for r in e.rooms if r not in e.quiet_rooms) if e.quiet_rooms else e.rooms)

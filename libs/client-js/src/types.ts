@@ -67,6 +67,8 @@ export interface JoinResult {
   room: string;
   offset: string;
   recovered?: boolean;
+  /** false when the room's options turn presence off: no presence list will come. */
+  presence?: boolean;
 }
 export interface JoinFailure {
   room: string;
