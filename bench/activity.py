@@ -55,6 +55,7 @@ API_KEY = "bench-api-key"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_EVENTS_PER_S = 20_000.0
 TARGET_SUMMARY_MS = 50.0
+PARTITIONS = 16  # the services' default EVENT_PARTITIONS: where the bench writes events
 HOUR, DAY = 3_600_000, 86_400_000
 
 
@@ -191,11 +192,15 @@ class RawPipe:
             await self.writer.wait_closed()
 
 
-async def xadd_all(redis: Any, stream: str, events: list[dict[bytes, bytes]]) -> None:
+async def xadd_all(redis: Any, keys: Any, events: list[dict[bytes, bytes]]) -> None:
+    """Each event to the partition a gateway would write it to."""
+    from goldwire.store.partitions import stream_for_event
+
     for i in range(0, len(events), 2000):
         pipe = redis.pipeline(transaction=False)
         for ev in events[i:i + 2000]:
-            pipe.xadd(stream, ev, maxlen=5_000_000, approximate=True)
+            pipe.xadd(stream_for_event(keys, ev, PARTITIONS), ev, maxlen=5_000_000,
+                      approximate=True)
         await pipe.execute()
 
 
@@ -252,14 +257,12 @@ class Worker:
                 self.proc.wait()
 
 
-async def group_state(redis: Any, stream: str, group: str) -> tuple[int, int]:
-    """(lag, pending) of the activity group."""
-    lag = 0
-    for g in await redis.xinfo_groups(stream):
-        if g["name"] in (group, group.encode()):
-            lag = int(g.get("lag") or 0)
-    pending = (await redis.xpending(stream, group))["pending"]
-    return lag, int(pending)
+async def group_state(redis: Any, keys: Any, group: str) -> tuple[int, int]:
+    """(lag, pending) of the activity group over every partition."""
+    from goldwire.store.partitions import group_backlog
+
+    pending, lag = await group_backlog(redis, keys, group, PARTITIONS)
+    return int(lag or 0), pending
 
 
 # --- the parts ------------------------------------------------------------------------------
@@ -271,7 +274,7 @@ async def part_backlog(args: Any, redis: Any, worker_factory: Any, keys: Any,
     now = int(time.time() * 1000)
     events = gen.batch(args.events, now - HOUR - 60_000, now - 60_000, open_conns=500)
     log(f"backlog: writing {len(events):,} events")
-    await xadd_all(redis, keys.events(), events)
+    await xadd_all(redis, keys, events)
     http = httpx.AsyncClient(timeout=10, headers={"Authorization": f"Bearer {API_KEY}"})
     worker = worker_factory()
     await worker.wait_ready(http)
@@ -292,7 +295,7 @@ async def part_backlog(args: Any, redis: Any, worker_factory: Any, keys: Any,
     (t0, n0), (t1, n1) = samples[first], samples[-1]
     # the first sample with events in already holds some: take the rate between samples
     rate = (n1 - n0) / (t1 - t0) if t1 > t0 else float("nan")
-    lag, pending = await group_state(redis, keys.events(), keys.consumer_group("activity"))
+    lag, pending = await group_state(redis, keys, keys.consumer_group("activity"))
     # correctness: every event counted once in the roll-ups
     summary: dict[str, Any] = {}
     for _ in range(100):
@@ -314,18 +317,22 @@ async def part_backlog(args: Any, redis: Any, worker_factory: Any, keys: Any,
 async def part_steady(args: Any, redis: Any, worker: Any, http: Any, keys: Any,
                       redis_pid: int | None) -> dict[str, Any]:
     gen = Generator("bench", seed=11)
-    stream, group = keys.events(), keys.consumer_group("activity")
+    from goldwire.store.partitions import stream_for_event
+
+    group = keys.consumer_group("activity")
     total = int(args.rate * args.duration)
     lags: list[int] = []
     stop = asyncio.Event()
 
     async def sample() -> None:
         while not stop.is_set():
-            lags.append((await group_state(redis, stream, group))[0])
+            lags.append((await group_state(redis, keys, group))[0])
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample())
-    xadd_head = (b"XADD", stream.encode(), b"MAXLEN", b"~", b"5000000", b"*")
+    def xadd(ev: dict[bytes, bytes]) -> tuple[bytes, ...]:
+        return (b"XADD", stream_for_event(keys, ev, PARTITIONS).encode(), b"MAXLEN", b"~",
+                b"5000000", b"*", *[x for kv in ev.items() for x in kv])
     raw = await RawPipe.open(args.redis_url)
     cpu0, rcpu0 = cpu_seconds(worker.proc.pid), cpu_seconds(redis_pid)
     own0 = time.process_time()
@@ -339,13 +346,12 @@ async def part_steady(args: Any, redis: Any, worker: Any, http: Any, keys: Any,
             await asyncio.sleep(delay)
         # whatever is due by now (more than a tick when a round trip took long)
         n = min(total - sent, max(per_tick, int((time.monotonic() - start) * args.rate) - sent))
-        await raw.send([(*xadd_head, *[x for kv in ev.items() for x in kv])
-                        for ev in gen.live(n, int(time.time() * 1000))])
+        await raw.send([xadd(ev) for ev in gen.live(n, int(time.time() * 1000))])
         sent += n
     produced_s = time.monotonic() - start
     await raw.close()
     drain_start = time.monotonic()
-    while (await group_state(redis, stream, group))[0] > 0:
+    while (await group_state(redis, keys, group))[0] > 0:
         if time.monotonic() - drain_start > 60:
             break
         await asyncio.sleep(0.1)
@@ -353,7 +359,7 @@ async def part_steady(args: Any, redis: Any, worker: Any, http: Any, keys: Any,
     stop.set()
     await sampler
     cpu1, rcpu1 = cpu_seconds(worker.proc.pid), cpu_seconds(redis_pid)
-    lag, pending = await group_state(redis, stream, group)
+    lag, pending = await group_state(redis, keys, group)
     achieved = sent / produced_s
     max_lag = max(lags) if lags else 0
     result = {"kind": "steady", "rate_target": args.rate, "rate_achieved": round(achieved),
@@ -376,11 +382,11 @@ async def part_summary(args: Any, redis: Any, worker: Any, http: Any,
         t = start + h * HOUR
         events += gen.batch(args.per_hour, t, t + HOUR - 2000)
     log(f"summary: recording 30 days, {len(events):,} events")
-    await xadd_all(redis, keys.events(), events)
+    await xadd_all(redis, keys, events)
     want = None
     for _ in range(600):
         m = await worker.metrics(http)
-        lag, _ = await group_state(redis, keys.events(), keys.consumer_group("activity"))
+        lag, _ = await group_state(redis, keys, keys.consumer_group("activity"))
         if lag == 0:
             resp = await http.get(worker.url + "/v1/analytics/summary",
                                   params={"tenant": "bench30", "from": now - 30 * DAY,

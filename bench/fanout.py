@@ -81,6 +81,7 @@ from goldwire.cli.tokens import mint_token
 from goldwire.protocol.frames import room_frame_parts
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import encode
+from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS
 from goldwire.store.rooms import RoomStore
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -1067,8 +1068,9 @@ async def goldwire_records(cfg: Config, server: Gateway,
     keys = Keys(server.prefix)
     redis = data_client(cfg.redis_url, cfg.redis == "cluster")
     try:
-        out: dict[str, int | None] = {"events": int(await redis.xlen(keys.events())),
-                                      "presence": None}
+        partitions = keys.event_partitions(DEFAULT_EVENT_PARTITIONS)
+        events = sum([int(await redis.xlen(stream)) for stream in partitions])
+        out: dict[str, int | None] = {"events": events, "presence": None}
         presence_key = getattr(keys, "presence_conns", None)
         if presence_key is not None and "presence" in server.services:
             out["presence"] = await keys_size(redis, [presence_key(TENANT, r) for r in rooms])

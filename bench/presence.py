@@ -591,19 +591,22 @@ async def join_events_written(redis_url: str, prefix: str) -> dict[str, float]:
     from redis.asyncio import Redis
 
     from goldwire.protocol.keys import Keys
+    from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS
 
     redis = Redis.from_url(redis_url)
     out: dict[str, float] = {}
     try:
-        start = "-"
-        while True:
-            batch = await redis.xrange(Keys(prefix).events(), start, "+", count=5000)
-            for eid, fields in batch:
-                if fields.get(b"kind") == b"join" and fields.get(b"room") == ROOM.encode():
-                    out[fields[b"user"].decode()] = float(eid.split(b"-")[0])
-            if len(batch) < 5000:
-                return out
-            start = "(" + batch[-1][0].decode()
+        for stream in Keys(prefix).event_partitions(DEFAULT_EVENT_PARTITIONS):
+            start = "-"
+            while True:
+                batch = await redis.xrange(stream, start, "+", count=5000)
+                for eid, fields in batch:
+                    if fields.get(b"kind") == b"join" and fields.get(b"room") == ROOM.encode():
+                        out[fields[b"user"].decode()] = float(eid.split(b"-")[0])
+                if len(batch) < 5000:
+                    break
+                start = "(" + batch[-1][0].decode()
+        return out
     finally:
         await redis.aclose()
 
@@ -670,6 +673,8 @@ async def worker_throughput(args: argparse.Namespace, children: Children,
     from redis.asyncio import Redis
 
     from goldwire.protocol.keys import Keys
+    from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS
+    from goldwire.store.partitions import group_backlog, stream_for_event
 
     prefix = "bench:" + os.urandom(3).hex()
     keys = Keys(prefix)
@@ -682,7 +687,8 @@ async def worker_throughput(args: argparse.Namespace, children: Children,
         for i in range(0, len(events), 2000):
             pipe = redis.pipeline(transaction=False)
             for ev in events[i:i + 2000]:
-                pipe.xadd(keys.events(), ev)  # type: ignore[arg-type]
+                pipe.xadd(stream_for_event(keys, ev, DEFAULT_EVENT_PARTITIONS),
+                          ev)  # type: ignore[arg-type]
             await pipe.execute()
 
         log("part 2: starting one presence worker")
@@ -708,9 +714,8 @@ async def worker_throughput(args: argparse.Namespace, children: Children,
             await asyncio.sleep(0.1)
         cpu = {k: round(cpu_seconds(p) - cpu0[k], 2) for k, p in pids.items()}
         others = host_busy_seconds() - host0 - sum(cpu.values())
-        group = next(g for g in await redis.xinfo_groups(keys.events())
-                     if g["name"] in (keys.consumer_group("presence"),
-                                      keys.consumer_group("presence").encode()))
+        group_pending, group_lag = await group_backlog(
+            redis, keys, keys.consumer_group("presence"), DEFAULT_EVENT_PARTITIONS)
         # Every connection left: once the leave grace is over, no room shows anyone.
         grace_over = time.monotonic() + 5.0 + 5.0
         while True:
@@ -738,7 +743,7 @@ async def worker_throughput(args: argparse.Namespace, children: Children,
         "kind": "worker_throughput", "events": len(events),
         "handled": int(samples[-1][1]) if samples else 0,
         "events_per_s": round(rate, 1), "seconds": round(seconds, 2),
-        "lag": int(group.get("lag") or 0), "pending": int(group.get("pending") or 0),
+        "lag": int(group_lag or 0), "pending": group_pending,
         "rooms": len(rooms), "members_shown_after_grace": shown, "cpu_s": cpu,
         "cpu_share": {k: round(v, 2) for k, v in share.items()},
         "others_cpu_share": round(window_others / seconds, 2) if seconds > 0 else None,

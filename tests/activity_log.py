@@ -1,6 +1,6 @@
 """A scripted gateway event log for the activity tests (explicit event times).
 
-`Log` hands out events as a gateway would write them to `<prefix>:events`:
+`Log` hands out events as a gateway would write them to the event stream (tests/event_streams.py):
 unique ids, a per-connection seq, the connection's user and tenant.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from goldwire.protocol.keys import Keys
+from tests.event_streams import stream_of
 
 HOUR = 3_600_000
 DAY = 86_400_000
@@ -58,10 +58,10 @@ class Log:
 
 
 async def write(redis: Redis, prefix: str, events: list[dict[str, str]]) -> None:
-    """XADD the events to the gateway event stream, in order, pipelined."""
-    stream = Keys(prefix).events()
+    """XADD the events to the gateway event stream, in order, pipelined, each to the
+    partition the gateway would write it to."""
     for i in range(0, len(events), 1000):
         pipe = redis.pipeline(transaction=False)
         for event in events[i:i + 1000]:
-            pipe.xadd(stream, event)  # type: ignore[arg-type]
+            pipe.xadd(stream_of(prefix, event), event)  # type: ignore[arg-type]
         await pipe.execute()

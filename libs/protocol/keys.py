@@ -238,8 +238,23 @@ class Keys:
         return f"{self.prefix}:act:tenants"
 
     # --- services ----------------------------------------------------------------
-    def events(self) -> str:
-        """Stream of gateway events consumed by presence, sessions and activity."""
+    def event_partition(self, index: int) -> str:
+        """One partition of the gateway's event stream (presence, sessions and activity
+        read them all; goldwire.protocol.partitions says which event goes where). Each
+        has its own hash tag, so a cluster spreads them over its masters."""
+        return f"{self.prefix}:{{ev/{index}}}"
+
+    def event_partitions(self, count: int) -> list[str]:
+        return [self.event_partition(i) for i in range(count)]
+
+    def event_partition_count(self) -> str:
+        """String: how many partitions this deployment's event stream has (set by the
+        first process to start; goldwire.store.partitions)."""
+        return f"{self.prefix}:events:partitions"
+
+    def legacy_events(self) -> str:
+        """The one event stream of releases before partitions: still read while it
+        exists, so events an old gateway wrote during a rolling upgrade are not lost."""
         return f"{self.prefix}:events"
 
     def consumer_group(self, service: str) -> str:

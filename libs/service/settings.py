@@ -10,6 +10,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS, MAX_EVENT_PARTITIONS
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
@@ -20,6 +22,9 @@ class ServiceSettings(BaseSettings):
     jobs_redis_url: str | None = None
     key_prefix: str = Field("gw", validation_alias="GOLDWIRE_KEY_PREFIX")
     api_keys: str = ""  # comma-separated
+    # Streams the gateway's events are spread over (goldwire.protocol.partitions); every
+    # gateway and service of a deployment must agree (goldwire.store.partitions checks).
+    event_partitions: int = Field(DEFAULT_EVENT_PARTITIONS, ge=1, le=MAX_EVENT_PARTITIONS)
 
     @property
     def jobs_url(self) -> str:

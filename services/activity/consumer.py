@@ -20,32 +20,32 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 
 from goldwire.streams import StreamConsumer
-from goldwire.streams.consumer import DATA_ERRORS_NOT, Entry, log
+from goldwire.streams.consumer import DATA_ERRORS_NOT, Chunk, Entry, log
 
 Prepare = Callable[[list[Entry]], Any]
 Apply = Callable[[Any], Coroutine[Any, Any, None]]
 
 
 class PipelinedConsumer(StreamConsumer):
-    def __init__(self, redis: Redis, stream: str, group: str, prepare: Prepare, apply: Apply,
-                 depth: int = 2, **options: Any) -> None:
-        super().__init__(redis, stream, group, self._never, **options)
+    def __init__(self, redis: Redis, streams: Sequence[str], group: str, prepare: Prepare,
+                 apply: Apply, depth: int = 2, **options: Any) -> None:
+        super().__init__(redis, streams, group, self._never, **options)
         self.prepare = prepare  # entries -> prepared work (CPU only)
         self.apply = apply  # prepared work -> its writes
         self.depth = max(1, depth)
-        self._inflight: deque[tuple[asyncio.Task[None], list[Entry]]] = deque()
+        self._inflight: deque[tuple[asyncio.Task[None], list[Chunk]]] = deque()
 
     @staticmethod
     async def _never(entries: list[Entry]) -> None:
         raise AssertionError("PipelinedConsumer prepares and applies; it has no handler")
 
-    async def _read_next(self) -> list[Entry]:
+    async def _read_next(self) -> list[Chunk]:
         # With a batch in flight, do not wait for new entries: settle it instead.
         return await self._read(">", block=not self._inflight)
 
@@ -62,25 +62,26 @@ class PipelinedConsumer(StreamConsumer):
     async def _handle_one(self, entry: Entry) -> None:
         await self.apply(self.prepare([entry]))
 
-    async def _process(self, entries: list[Entry]) -> None:
+    async def _process(self, chunks: list[Chunk]) -> None:
+        entries = [entry for _, part in chunks for entry in part]
         try:
             prepared = self.prepare(entries)  # while earlier batches run in Redis
         except Exception:
             log.warning("%s: preparing a batch of %d failed; one record at a time",
                         self.group, len(entries))
             await self._settle(0)
-            await self._handle_each(entries)
-            await self._acknowledge([eid for eid, _ in entries])
+            await self._handle_each(chunks)
+            await self._acknowledge(chunks)
             return
         await self._settle(self.depth - 1)
-        self._inflight.append((asyncio.create_task(self.apply(prepared)), entries))
+        self._inflight.append((asyncio.create_task(self.apply(prepared)), chunks))
 
     async def _settle(self, keep: int) -> None:
         """Wait for the oldest batches in flight until `keep` are left, acknowledging
         each (raises if its writes failed with a Redis error; the ones after it stay
         pending; any other failure redoes the batch record by record)."""
         while len(self._inflight) > keep:
-            task, entries = self._inflight[0]
+            task, chunks = self._inflight[0]
             try:
                 await task
             except DATA_ERRORS_NOT:
@@ -89,18 +90,23 @@ class PipelinedConsumer(StreamConsumer):
             except Exception:
                 self._inflight.popleft()
                 log.warning("%s: the writes of a batch of %d failed; one record at a time",
-                            self.group, len(entries))
-                await self._handle_each(entries)
+                            self.group, sum(len(part) for _, part in chunks))
+                await self._handle_each(chunks)
             except BaseException:
                 self._inflight.popleft()
                 raise
             else:
                 self._inflight.popleft()
-            await self._acknowledge([eid for eid, _ in entries])
+            await self._acknowledge(chunks)
 
-    async def _acknowledge(self, ids: list[bytes]) -> None:
-        if ids:
-            await self.redis.xack(self.stream, self.group, *ids)
-            self.stats.handled += len(ids)
-            self.stats.batches += 1
-            self.stats.last_batch_at = time.time()
+    async def _acknowledge(self, chunks: list[Chunk]) -> None:
+        """One XACK per stream of the batch, pipelined."""
+        if not chunks:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for stream, part in chunks:
+            pipe.xack(stream, self.group, *[eid for eid, _ in part])
+        await pipe.execute()
+        self.stats.handled += sum(len(part) for _, part in chunks)
+        self.stats.batches += 1
+        self.stats.last_batch_at = time.time()

@@ -23,7 +23,9 @@ from goldwire.protocol.messages import MessageType
 from goldwire.service import cron_name, redis_clients, run_supervised
 from goldwire.service.base import BackgroundService
 from goldwire.store.lua import BoundScript
+from goldwire.store.partitions import streams_to_read
 from goldwire.store.rooms import RoomStore
+from goldwire.streams.partitioned import PartitionedConsumer
 
 log = logging.getLogger("goldwire.activity")
 
@@ -43,16 +45,24 @@ class ActivityService(BackgroundService):
         # Only publish() is used, with the stats room's own history size and ttl.
         self.rooms = RoomStore(self.redis, self.keys, settings.activity_stats_history,
                                STATS_TTL_MS // 1000, idempotency_window=0)
-        self.consumer = PipelinedConsumer(
-            self._stream_redis, self.keys.events(), self.keys.consumer_group(SERVICE),
-            self.recorder.prepare, self.apply, batch=settings.activity_batch,
-            claim_idle_ms=int(settings.activity_claim_idle * 1000),
-            dead_letter=self.keys.dead_letters(), dead_letter_maxlen=settings.dead_letter_maxlen)
+        self.consumer = PartitionedConsumer(self._stream_redis,
+                                            self.keys.consumer_group(SERVICE), self._lane)
         self.stats: Counter[str] = Counter()
         self.metrics = activity_metrics(self)
         super().__init__()  # self._tasks: the loops start() runs
 
+    def _lane(self, streams: list[str], name: str) -> PipelinedConsumer:
+        """A reader of some partitions (all of them on one Redis: PartitionedConsumer)."""
+        s = self.settings
+        return PipelinedConsumer(self._stream_redis, streams, self.consumer.group,
+                                 self.recorder.prepare, self.apply, batch=s.activity_batch,
+                                 claim_idle_ms=int(s.activity_claim_idle * 1000),
+                                 dead_letter=self.keys.dead_letters(),
+                                 dead_letter_maxlen=s.dead_letter_maxlen, name=name)
+
     async def start(self) -> None:
+        self.consumer.read(await streams_to_read(self.redis, self.keys,
+                                                self.settings.event_partitions))
         await self.consumer.ensure_group()
         self._tasks = [
             asyncio.create_task(self.consumer.run(), name="activity-consumer"),

@@ -128,23 +128,35 @@ class DeepHealth:
 
     async def _stream(self) -> Answer:
         """Lag (entries not yet delivered, Redis >= 7; null when Redis cannot tell),
-        pending (delivered, not acknowledged) and consumers of every group on the
-        event stream, named by service when the group is `<prefix>:<service>`."""
-        key = self.node.keys.events()
+        pending (delivered, not acknowledged) and consumers of every group, over every
+        partition of the event stream (lag and pending add up; consumers is the most
+        any partition has), named by service when the group is `<prefix>:<service>`."""
+        keys = self.node.keys.event_partitions(self.node.settings.event_partitions)
+        redis = self.node.broker.redis
         try:
-            groups = await self.node.broker.redis.xinfo_groups(key)
-        except Exception as exc:  # no stream yet, or Redis down: the gateway check says which
-            return {"key": key, "groups": {}, "error": str(exc) or type(exc).__name__}
+            pipe = redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.xinfo_groups(key)
+            answers = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # Redis down: the gateway check says so too
+            return {"partitions": len(keys), "groups": {},
+                    "error": str(exc) or type(exc).__name__}
+        found = [groups for groups in answers if not isinstance(groups, Exception)]
+        if not found:  # no partition exists yet (no service started), or every one failed
+            first = answers[0] if answers else RuntimeError("no partitions")
+            return {"partitions": len(keys), "groups": {},
+                    "error": str(first) or type(first).__name__}
         mine = self.node.keys.consumer_group("")
         table: dict[str, Answer] = {}
-        for group in groups:
-            name = _text(group.get("name"))
-            lag = group.get("lag")
-            table[name.removeprefix(mine)] = {
-                "lag": None if lag is None else int(lag),
-                "pending": int(group.get("pending") or 0),
-                "consumers": int(group.get("consumers") or 0)}
-        return {"key": key, "groups": table}
+        for groups in found:
+            for group in groups:
+                name = _text(group.get("name")).removeprefix(mine)
+                row = table.setdefault(name, {"lag": 0, "pending": 0, "consumers": 0})
+                lag = group.get("lag")
+                row["lag"] = None if lag is None or row["lag"] is None else row["lag"] + int(lag)
+                row["pending"] += int(group.get("pending") or 0)
+                row["consumers"] = max(row["consumers"], int(group.get("consumers") or 0))
+        return {"partitions": len(keys), "groups": table}
 
 
 def _text(value: Any) -> str:

@@ -42,6 +42,7 @@ from goldwire.protocol.messages import direct_frame
 from goldwire.protocol.offsets import format_offset
 from goldwire.store.direct import DirectStore
 from goldwire.store.inbox import Inbox
+from goldwire.store.partitions import agree_on_partitions
 from goldwire.store.sessions import SessionStore
 
 if TYPE_CHECKING:
@@ -105,7 +106,8 @@ class GatewayNode:
         self.groups = GroupTable(self.broker)
         self.rooms = RoomHub(self.groups, self.broker, self.keys, self.metrics,
                              settings.room_policy())
-        self.outbox = Outbox(self.broker.redis, self.keys.events(), self.node_id,
+        self.outbox = Outbox(self.broker.redis,
+                             self.keys.event_partitions(settings.event_partitions), self.node_id,
                              settings.events_maxlen, self.metrics)
         self.sessions = SessionStore(self.broker.redis, self.keys, settings.session_timeout_hours)
         self.inbox = Inbox(self.broker.redis, self.keys, settings.notifications_max,
@@ -138,6 +140,7 @@ class GatewayNode:
     # --- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
         await self.broker.start(self.keys.node_channel(self.node_id).encode(), NodeControl(self))
+        await agree_on_partitions(self.broker.redis, self.keys, self.settings.event_partitions)
         self.outbox.start()
         await self._refresh_liveness()
         for loop_fn in (self._heartbeat_loop, self._liveness_loop, self._sweep_loop,

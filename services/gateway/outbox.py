@@ -1,7 +1,9 @@
 """Fire-and-forget Redis writes, batched, in order, retried: gateway events and bookkeeping.
 
 The gateway forwards connect, disconnect, join, leave, publish and status
-events to one stream for the presence, sessions and activity services. Each
+events to the partitioned event stream for the presence, sessions and activity
+services: a user's events to their partition, in order (goldwire.protocol.partitions),
+each partition capped at its share of `maxlen`. Each
 event carries an id unique across nodes, the node id, the connection id and
 a per-connection sequence number, so consumers can drop duplicates and
 order a connection's events. Writes go out on the next turn of the event
@@ -20,6 +22,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from goldwire.protocol.events import event_fields
+from goldwire.protocol.partitions import partition_of
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -33,12 +36,12 @@ MAX_PENDING = 200_000
 
 
 class Outbox:
-    def __init__(self, redis: Redis, stream: str, node_id: str, maxlen: int,
+    def __init__(self, redis: Redis, streams: list[str], node_id: str, maxlen: int,
                  metrics: GatewayMetrics) -> None:
         self.redis = redis
-        self.stream = stream
+        self.streams = streams
         self.node_id = node_id
-        self.maxlen = maxlen
+        self.maxlen = max(1, -(-maxlen // len(streams)))  # per partition
         self.metrics = metrics
         self._queue: deque[tuple[Any, ...]] = deque()
         self._wakeup = asyncio.Event()
@@ -62,7 +65,9 @@ class Outbox:
         entry = event_fields(kind, self._prefix + str(self._counter), self.node_id,
                              int(time.time() * 1000), **fields)
         self.metrics.events_emitted += 1
-        self.command("XADD", self.stream, "MAXLEN", "~", self.maxlen, "*",
+        stream = self.streams[partition_of(fields.get("tenant"), fields.get("user"),
+                                           len(self.streams))]
+        self.command("XADD", stream, "MAXLEN", "~", self.maxlen, "*",
                      *[x for kv in entry.items() for x in kv])
 
     def command(self, *args: Any) -> None:

@@ -26,7 +26,9 @@ from goldwire.protocol.keys import Keys
 from goldwire.service import cron_name, redis_clients, run_supervised
 from goldwire.service.base import BackgroundService
 from goldwire.store.connect import STORE_ERRORS
+from goldwire.store.partitions import streams_to_read
 from goldwire.streams import StreamConsumer
+from goldwire.streams.partitioned import PartitionedConsumer
 
 log = logging.getLogger("goldwire.presence")
 
@@ -48,11 +50,8 @@ class PresenceService(BackgroundService):
                                      DiffPacer(settings.presence_diff_budget,
                                                settings.presence_diff_max_interval * 1000),
                                      observe_diff_age=self.metrics.join_to_diff.observe)
-        self.consumer = StreamConsumer(
-            self._stream_redis, self.keys.events(), self.keys.consumer_group(SERVICE),
-            self.handle, batch=settings.presence_batch,
-            claim_idle_ms=int(settings.presence_claim_idle * 1000),
-            dead_letter=self.keys.dead_letters(), dead_letter_maxlen=settings.dead_letter_maxlen)
+        self.consumer = PartitionedConsumer(self._stream_redis,
+                                            self.keys.consumer_group(SERVICE), self._lane)
         self.http = httpx.AsyncClient(timeout=3)
         self.arq: ArqRedis | None = None
         super().__init__()  # self._tasks: the loops start() runs
@@ -61,10 +60,21 @@ class PresenceService(BackgroundService):
     def now_ms() -> int:
         return int(time.time() * 1000)
 
+    def _lane(self, streams: list[str], name: str) -> StreamConsumer:
+        """A reader of some partitions (all of them on one Redis: PartitionedConsumer)."""
+        s = self.settings
+        return StreamConsumer(self._stream_redis, streams, self.consumer.group, self.handle,
+                              batch=s.presence_batch,
+                              claim_idle_ms=int(s.presence_claim_idle * 1000),
+                              dead_letter=self.keys.dead_letters(),
+                              dead_letter_maxlen=s.dead_letter_maxlen, name=name)
+
     async def start(self) -> None:
         settings = self.settings
         self.arq = await create_pool(RedisSettings.from_dsn(settings.jobs_url),
                                      default_queue_name=self.keys.job_queue(SERVICE))
+        self.consumer.read(await streams_to_read(self.redis, self.keys,
+                                                self.settings.event_partitions))
         await self.consumer.ensure_group()
         self._tasks = [asyncio.create_task(self.consumer.run(), name="presence-consumer"),
                        asyncio.create_task(self.run_paced_flushes(), name="presence-paced")]

@@ -26,8 +26,10 @@ from goldwire.sessions.metrics import sessions_metrics
 from goldwire.sessions.settings import SessionsSettings
 from goldwire.store.connect import node_publish
 from goldwire.store.inbox import Inbox
+from goldwire.store.partitions import streams_to_read
 from goldwire.store.sessions import SessionStore
 from goldwire.streams import StreamConsumer
+from goldwire.streams.partitioned import PartitionedConsumer
 
 log = logging.getLogger("goldwire.sessions")
 
@@ -51,16 +53,24 @@ class SessionsService(BackgroundService):
         self.store = SessionStore(self.redis, self.keys, settings.session_timeout_hours)
         self.inbox = Inbox(self.redis, self.keys, settings.notifications_max,
                            settings.notifications_retention_days, settings.idempotency_window)
-        self.consumer = StreamConsumer(
-            self._stream_redis, self.keys.events(), self.keys.consumer_group(SERVICE),
-            self.handle, batch=settings.sessions_batch,
-            claim_idle_ms=int(settings.sessions_claim_idle * 1000),
-            dead_letter=self.keys.dead_letters(), dead_letter_maxlen=settings.dead_letter_maxlen)
+        self.consumer = PartitionedConsumer(self._stream_redis,
+                                            self.keys.consumer_group(SERVICE), self._lane)
         self.stats: Counter[str] = Counter()
         self.metrics = sessions_metrics(self)
         super().__init__()  # self._tasks: the loops start() runs
 
+    def _lane(self, streams: list[str], name: str) -> StreamConsumer:
+        """A reader of some partitions (all of them on one Redis: PartitionedConsumer)."""
+        s = self.settings
+        return StreamConsumer(self._stream_redis, streams, self.consumer.group, self.handle,
+                              batch=s.sessions_batch,
+                              claim_idle_ms=int(s.sessions_claim_idle * 1000),
+                              dead_letter=self.keys.dead_letters(),
+                              dead_letter_maxlen=s.dead_letter_maxlen, name=name)
+
     async def start(self) -> None:
+        self.consumer.read(await streams_to_read(self.redis, self.keys,
+                                                self.settings.event_partitions))
         await self.consumer.ensure_group()
         self._tasks = [asyncio.create_task(self.consumer.run(), name="sessions-consumer"),
                        asyncio.create_task(run_supervised("cleanup", self._worker, self.stats),

@@ -31,7 +31,8 @@ class Clock:
 def stand_in_node(redis: aioredis.Redis, prefix: str) -> Any:
     """What DeepHealth reads of a GatewayNode: its Redis, keys, pub/sub state and id."""
     return SimpleNamespace(broker=SimpleNamespace(redis=redis, connected=True),
-                           keys=Keys(prefix), node_id="gw-test")
+                           keys=Keys(prefix), node_id="gw-test",
+                           settings=SimpleNamespace(event_partitions=2))
 
 
 def services(handler: Any) -> httpx.AsyncClient:
@@ -46,7 +47,7 @@ async def test_lag_and_pending_per_group_and_ready_only_when_all_are(
         redis_server: Any, key_prefix: str) -> None:
     redis = aioredis.Redis.from_url(redis_server.url)
     keys = Keys(key_prefix)
-    stream = keys.events()
+    streams = keys.event_partitions(2)
     answers = {"presence": (200, {"ready": True, "checks": {"redis": True}}),
                "sessions": (200, {"ready": True, "checks": {"redis": True}}),
                "activity": (503, {"ready": False, "checks": {"lag_ok": False}})}
@@ -56,11 +57,16 @@ async def test_lag_and_pending_per_group_and_ready_only_when_all_are(
         return httpx.Response(status, json=body)
 
     try:
-        for service in ("presence", "activity"):
-            await redis.xgroup_create(stream, keys.consumer_group(service), id="0", mkstream=True)
+        for stream in streams:  # lag and pending add up over the partitions
+            for service in ("presence", "activity"):
+                await redis.xgroup_create(stream, keys.consumer_group(service), id="0",
+                                          mkstream=True)
         for n in range(3):
-            await redis.xadd(stream, {"n": n})
-        await redis.xreadgroup(keys.consumer_group("activity"), "c1", {stream: ">"}, count=1)
+            await redis.xadd(streams[n % 2], {"n": n})
+        await redis.xreadgroup(keys.consumer_group("activity"), "c1", {streams[0]: ">"},
+                               count=1)
+        await redis.xreadgroup(keys.consumer_group("activity"), "c2", {streams[1]: ">"},
+                               count=1)
         async with services(handler) as client:
             answer = await DeepHealth(stand_in_node(redis, key_prefix), client, URLS).answer()
         assert answer["ready"] is False
@@ -68,9 +74,9 @@ async def test_lag_and_pending_per_group_and_ready_only_when_all_are(
                                      "node": "gw-test"}
         assert answer["services"]["presence"] == {"ready": True, "checks": {"redis": True}}
         assert answer["services"]["activity"] == {"ready": False, "checks": {"lag_ok": False}}
-        assert answer["stream"] == {"key": stream, "groups": {
+        assert answer["stream"] == {"partitions": 2, "groups": {
             "presence": {"lag": 3, "pending": 0, "consumers": 0},
-            "activity": {"lag": 2, "pending": 1, "consumers": 1}}}
+            "activity": {"lag": 1, "pending": 2, "consumers": 1}}}
 
         answers["activity"] = (200, {"ready": True, "checks": {"lag_ok": True}})
         async with services(handler) as client:

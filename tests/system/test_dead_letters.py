@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from goldwire.protocol.keys import Keys
+from tests.event_streams import group_backlog, stream_of
 from tests.support import Activity, Client, Gateway, Presence, Sessions, token, until
 
 pytestmark = pytest.mark.asyncio
@@ -39,7 +40,8 @@ async def test_a_bad_record_is_dead_lettered_and_the_stream_goes_on(redis_server
     redis = Redis.from_url(redis_server.url)
     try:
         ada = await Client.open(gateway.url, token("ada"))
-        bad_id = (await redis.xadd(keys.events(), BAD)).decode()
+        bad_stream = stream_of(key_prefix, BAD)
+        bad_id = (await redis.xadd(bad_stream, BAD)).decode()
         await ada.ok("join", room="doc:dl")  # good records, after the bad one
         await ada.recv_type("presence_update")  # presence handled the join
 
@@ -65,6 +67,7 @@ async def test_a_bad_record_is_dead_lettered_and_the_stream_goes_on(redis_server
         assert set(groups) == {keys.consumer_group("presence"), keys.consumer_group("sessions")}
         for fields in groups.values():
             assert fields[b"dead_id"].decode() == bad_id
+            assert fields[b"dead_stream"].decode() == bad_stream
             assert fields[b"user"] == b"\xff\xfe" and fields[b"kind"] == b"join"
             assert b"UnicodeDecodeError" in fields[b"dead_error"]
         for proc in procs:
@@ -73,8 +76,8 @@ async def test_a_bad_record_is_dead_lettered_and_the_stream_goes_on(redis_server
         for proc, count in ((presence, 1), (sessions, 1), (activity, 0)):
             assert f"stream_dead_letters_total {count}" in proc.metrics(), proc.kind
         for group in ("presence", "sessions", "activity"):  # all acknowledged
-            pending = await redis.xpending(keys.events(), keys.consumer_group(group))
-            assert pending["pending"] == 0, (group, pending)
+            pending, _ = await group_backlog(redis, key_prefix, keys.consumer_group(group))
+            assert pending == 0, (group, pending)
         await ada.close()
     finally:
         gateway.terminate()
@@ -90,7 +93,7 @@ async def test_a_dead_consumer_loop_fails_health(redis_server, key_prefix) -> No
     try:
         assert await status(presence.http + "/healthz") == 200
         await redis.set(keys.dead_letters(), "not a stream")  # where failures would go
-        await redis.xadd(keys.events(), BAD)
+        await redis.xadd(keys.event_partition(0), BAD)
 
         async def unhealthy() -> bool:
             return await status(presence.http + "/healthz") == 503

@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from goldwire.protocol.keys import Keys
+from tests.event_streams import read_all
 from tests.support import API_KEY, Client, Gateway, RawClient, token, until
 
 pytestmark = pytest.mark.asyncio
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.asyncio
 
 async def events(redis_url: str, prefix: str) -> list[dict[str, str]]:
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    entries = await client.xrange(Keys(prefix).events())
+    entries = await read_all(client, prefix)
     await client.aclose()
     return [fields for _, fields in entries]
 

@@ -211,7 +211,7 @@ def test_generated_input_never_gets_a_5xx(stack, path_part, since, limit, rooms,
 async def test_api_use_is_recorded_for_the_activity_service(stack, http, redis_server) -> None:
     import redis.asyncio as aioredis
 
-    from goldwire.protocol.keys import Keys
+    from tests.event_streams import read_all
 
     gw = stack[0]
     user = "api-" + uuid.uuid4().hex[:4]
@@ -221,7 +221,7 @@ async def test_api_use_is_recorded_for_the_activity_service(stack, http, redis_s
     client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
         async def recorded() -> list[dict[str, str]] | None:
-            entries = [f for _, f in await client.xrange(Keys(gw.prefix).events())
+            entries = [f for _, f in await read_all(client, gw.prefix)
                        if f.get("kind") == "api" and f.get("route") == "/v2/sync/preferences"]
             return entries if any(e.get("user") == user for e in entries) else None
 

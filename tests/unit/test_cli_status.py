@@ -12,7 +12,7 @@ READY = {
         "sessions": {"ready": True, "checks": {"consumer": True, "redis": True}},
         "activity": {"ready": True, "checks": {"consumer": True, "redis": True, "lag_ok": True}},
     },
-    "stream": {"key": "gw:events", "groups": {
+    "stream": {"partitions": 16, "groups": {
         "presence": {"lag": 0, "pending": 0, "consumers": 1},
         "sessions": {"lag": 12, "pending": 3, "consumers": 1},
         "activity": {"lag": None, "pending": 0, "consumers": 1},
@@ -40,7 +40,7 @@ def test_a_failed_check_an_unreachable_service_and_a_stray_group_are_named() -> 
                                                     "lag_ok": False}},
             "activity": {"ready": False, "error": "unreachable: connection refused"},
         },
-        "stream": {"key": "gw:events", "groups": {
+        "stream": {"partitions": 16, "groups": {
             **READY["stream"]["groups"], "reports": {"lag": 7, "pending": 0, "consumers": 0}}},
     }
     assert format_table(answer).splitlines() == [
@@ -58,7 +58,7 @@ def test_a_service_without_a_group_and_a_stream_error() -> None:
     answer = {"ready": False, "gateway": {"ready": False, "checks": {"pubsub": True,
                                                                      "redis": False}},
               "services": {"sessions": {"ready": True, "checks": {}}},
-              "stream": {"key": "gw:events", "groups": {}, "error": "Connection refused"}}
+              "stream": {"partitions": 16, "groups": {}, "error": "Connection refused"}}
     assert format_table(answer).splitlines() == [
         "SERVICE   READY  LAG  DETAIL",
         "gateway   NO     -    failed: redis",

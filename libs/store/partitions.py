@@ -1,0 +1,93 @@
+"""The deployment's event partition count, kept in Redis so writers and readers agree.
+
+A gateway writing 16 partitions while a service reads 8 would lose half the events
+without a word, so the count is a fact of the deployment, not of one process: the
+first process to start records its EVENT_PARTITIONS (SET NX), and every process after
+it compares. A gateway or service configured otherwise refuses to start, naming both
+numbers; `RedisPublisher`, a library inside someone else's backend, adopts the
+recorded count instead. Changing the count means draining the streams first (see
+docs/architecture.md, "Event partitions").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from goldwire.protocol.keys import Keys
+from goldwire.protocol.partitions import MAX_EVENT_PARTITIONS, partition_of
+
+
+class PartitionMismatchError(RuntimeError):
+    """This process's EVENT_PARTITIONS is not the deployment's."""
+
+
+def check_partition_count(count: int) -> int:
+    if not 1 <= count <= MAX_EVENT_PARTITIONS:
+        raise ValueError(f"EVENT_PARTITIONS={count} is not between 1 and {MAX_EVENT_PARTITIONS}")
+    return count
+
+
+async def recorded_partitions(redis: Any, keys: Keys) -> int | None:
+    """The deployment's count, or None before any process recorded one."""
+    raw = await redis.get(keys.event_partition_count())
+    return None if raw is None else int(raw)
+
+
+async def agree_on_partitions(redis: Any, keys: Keys, count: int) -> int:
+    """Record `count` as the deployment's if none is, else check it is the same;
+    raises PartitionMismatchError (one line, for the log and the exit) if not."""
+    key = keys.event_partition_count()
+    await redis.set(key, count, nx=True)
+    recorded = await recorded_partitions(redis, keys)
+    if recorded is not None and recorded != count:
+        raise PartitionMismatchError(
+            f"EVENT_PARTITIONS={count}, but this deployment's event stream has {recorded} "
+            f"partitions (Redis key {key}): set EVENT_PARTITIONS={recorded}, or drain the "
+            f"streams and delete the key to change it")
+    return count
+
+
+async def streams_to_read(redis: Any, keys: Keys, count: int) -> list[str]:
+    """What a service reads: every partition, and the pre-partition stream while it
+    exists (an old gateway may still write it during a rolling upgrade). Checks the
+    count first (PartitionMismatchError)."""
+    await agree_on_partitions(redis, keys, count)
+    streams = keys.event_partitions(count)
+    if await redis.exists(keys.legacy_events()):
+        streams.append(keys.legacy_events())
+    return streams
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def stream_for_event(keys: Keys, event: Mapping[Any, Any], count: int) -> str:
+    """The partition a gateway writes this event to, by its tenant and user (its
+    fields as str or bytes keys): for tools and tests that write events themselves."""
+    tenant = _text(event.get("tenant", event.get(b"tenant")))
+    user = _text(event.get("user", event.get(b"user")))
+    return keys.event_partition(partition_of(tenant, user, count))
+
+
+async def group_backlog(redis: Any, keys: Keys, group: str,
+                        count: int) -> tuple[int, int | None]:
+    """(pending, lag) of a consumer group over every partition: read, not yet
+    acknowledged; and not yet read. A partition the group has no entry for counts its
+    whole length as lag; the lag is None if Redis cannot tell it for some partition."""
+    pending = 0
+    lag: int | None = 0
+    for stream in keys.event_partitions(count):
+        if not await redis.exists(stream):
+            continue
+        info = [g for g in await redis.xinfo_groups(stream) if _text(g["name"]) == group]
+        if not info:
+            lag = None if lag is None else lag + int(await redis.xlen(stream))
+            continue
+        pending += int(info[0]["pending"])
+        part = info[0]["lag"]
+        lag = None if lag is None or part is None else lag + int(part)
+    return pending, lag
