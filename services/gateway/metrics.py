@@ -60,6 +60,8 @@ class GatewayMetrics:
     pubsub_reconnects: int = _count("Reconnects of the node's Redis pub/sub feed")
     events_emitted: int = _count("Events queued for the event stream")
     events_dropped: int = _count("Events dropped (outbox full or Redis down too long)")
+    outbox_refused: int = _count("Outbox writes (events, bookkeeping) Redis refused for good, "
+                                 "e.g. WRONGTYPE; each is logged")
     liveness_lapses: int = _count("Times this node found its liveness key lapsed "
                                   "(every connection closed with 4012)")
     redis_latency_seconds: float = _seconds("The latest liveness pipeline round trip to Redis")

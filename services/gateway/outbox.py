@@ -21,6 +21,18 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import (
+    AskError,
+    BusyLoadingError,
+    ClusterDownError,
+    MasterDownError,
+    MovedError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
+
 from goldwire.protocol.events import event_fields
 from goldwire.protocol.partitions import partition_of
 
@@ -33,6 +45,21 @@ log = logging.getLogger("goldwire.gateway.outbox")
 
 MAX_BATCH = 500
 MAX_PENDING = 200_000
+
+
+# Error replies that mean "not now": Redis full, loading, a replica, a cluster mid-failover.
+# redis-py turns some into their own classes (and drops the code from the message).
+RETRYABLE_ERRORS = (OutOfMemoryError, BusyLoadingError, ReadOnlyError, ClusterDownError,
+                    TryAgainError, MasterDownError, AskError, MovedError)
+RETRYABLE_REPLIES = ("OOM", "LOADING", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN",
+                     "NOREPLICAS", "BUSY", "MOVED", "ASK")
+
+
+def retryable(error: Exception) -> bool:
+    """Whether a command's error reply may succeed later (else it never will)."""
+    if isinstance(error, RETRYABLE_ERRORS) or not isinstance(error, ResponseError):
+        return True  # also a connection or cluster client error: Redis, not the command
+    return str(error).split(" ", 1)[0].upper() in RETRYABLE_REPLIES
 
 
 class Outbox:
@@ -94,14 +121,26 @@ class Outbox:
                 delay = min(delay * 2, 2.0)
 
     async def flush(self) -> None:
-        """Write everything queued so far; on failure the batch stays queued."""
+        """Write everything queued so far. A batch that fails stays queued; a command
+        Redis refuses for now (OOM, LOADING, READONLY, CLUSTERDOWN, ...) stays queued
+        with everything after it and raises, so `_run` retries from it, in order (the
+        commands after it in the batch ran already: an event sent twice has the same id,
+        which consumers drop, and every bookkeeping write is idempotent). One Redis
+        refuses for good (WRONGTYPE, a bad argument) is logged, counted and dropped,
+        since no retry would change the answer and it must not hold up the rest."""
         while self._queue:
             batch = [self._queue[i] for i in range(min(MAX_BATCH, len(self._queue)))]
             pipe = self.redis.pipeline(transaction=False)
             for args in batch:
                 pipe.execute_command(*args)
-            await pipe.execute(raise_on_error=False)
-            for _ in batch:
+            results = await pipe.execute(raise_on_error=False)
+            for args, result in zip(batch, results, strict=False):
+                if isinstance(result, Exception):
+                    if retryable(result):
+                        raise result
+                    self.metrics.outbox_refused += 1
+                    log.error("outbox: Redis refused %s %s for good (%s); dropped",
+                              args[0], args[1] if len(args) > 1 else "", result)
                 self._queue.popleft()
         self._wakeup.clear()
 
