@@ -81,7 +81,7 @@ from goldwire.cli.tokens import mint_token
 from goldwire.protocol.frames import room_frame_parts
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import encode
-from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS
+from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS, EventStreams
 from goldwire.store.rooms import RoomStore
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -1068,7 +1068,7 @@ async def goldwire_records(cfg: Config, server: Gateway,
     keys = Keys(server.prefix)
     redis = data_client(cfg.redis_url, cfg.redis == "cluster")
     try:
-        partitions = keys.event_partitions(DEFAULT_EVENT_PARTITIONS)
+        partitions = EventStreams(keys, DEFAULT_EVENT_PARTITIONS).all()
         events = sum([int(await redis.xlen(stream)) for stream in partitions])
         out: dict[str, int | None] = {"events": events, "presence": None}
         presence_key = getattr(keys, "presence_conns", None)

@@ -596,7 +596,7 @@ async def join_events_written(redis_url: str, prefix: str) -> dict[str, float]:
     redis = Redis.from_url(redis_url)
     out: dict[str, float] = {}
     try:
-        for stream in Keys(prefix).event_partitions(DEFAULT_EVENT_PARTITIONS):
+        for stream in Keys(prefix).event_partitions(DEFAULT_EVENT_PARTITIONS):  # joins
             start = "-"
             while True:
                 batch = await redis.xrange(stream, start, "+", count=5000)

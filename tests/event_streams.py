@@ -1,6 +1,7 @@
 """The gateway's partitioned event stream, seen whole, for tests that read or write it.
 
-A deployment writes `EVENT_PARTITIONS` streams (default 16; goldwire.protocol.partitions);
+A deployment writes two families of `EVENT_PARTITIONS` streams (default 16;
+goldwire.protocol.partitions);
 a test that wants "the event stream" reads them all and orders the entries by id (each
 id starts with its Redis millisecond), and writes an event where the gateway would.
 """
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from goldwire.protocol.keys import Keys
-from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS
+from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS, EventStreams
 from goldwire.store import partitions
 
 
@@ -29,9 +30,9 @@ def _order(entry_id: Any) -> tuple[int, int]:
 
 async def read_all(redis: Any, prefix: str,
                    count: int = DEFAULT_EVENT_PARTITIONS) -> list[tuple[Any, Any]]:
-    """Every (id, fields) on every partition, oldest first."""
+    """Every (id, fields) on every partition of both families, oldest first."""
     entries: list[tuple[Any, Any]] = []
-    for stream in Keys(prefix).event_partitions(count):
+    for stream in EventStreams(Keys(prefix), count).all():
         entries.extend(await redis.xrange(stream))
     return sorted(entries, key=lambda e: _order(e[0]))
 

@@ -45,7 +45,7 @@ from goldwire.protocol.frames import room_frame_parts
 from goldwire.protocol.http import PublishRequest, PublishResult
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import direct_frame
-from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS, partition_of
+from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS, EventStreams
 from goldwire.protocol.room_options import RoomPolicy
 from goldwire.store.connect import connect
 from goldwire.store.direct import DirectStore
@@ -100,13 +100,13 @@ class RedisPublisher(Publisher):
         self._event_counter = 0
         self._partitions: int | None = None  # the deployment's, read at the first event
 
-    async def _event_stream(self, tenant: str, user: str | None) -> str:
+    async def _event_stream(self, kind: str, tenant: str, user: str | None) -> str:
         """The partition of the event stream this event goes to, by the deployment's
         count (goldwire.store.partitions; the default when no gateway recorded one)."""
         if self._partitions is None:
             recorded = await recorded_partitions(self.redis, self.keys)
             self._partitions = recorded or DEFAULT_EVENT_PARTITIONS
-        return self.keys.event_partition(partition_of(tenant, user, self._partitions))
+        return EventStreams(self.keys, self._partitions).stream_for(kind, tenant, user)
 
     async def publish(self, request: PublishRequest) -> PublishResult:
         req = prepare(request)
@@ -206,7 +206,7 @@ class RedisPublisher(Publisher):
                              self.publisher_id, int(time.time() * 1000),
                              **{**fields, "source": "api"})
         try:
-            stream = await self._event_stream(fields["tenant"], None)
+            stream = await self._event_stream("publish", fields["tenant"], None)
             await self.redis.xadd(stream, entry, maxlen=EVENTS_MAXLEN // (self._partitions or 1),
                                   approximate=True)
         except RedisError as exc:

@@ -239,13 +239,23 @@ class Keys:
 
     # --- services ----------------------------------------------------------------
     def event_partition(self, index: int) -> str:
-        """One partition of the gateway's event stream (presence, sessions and activity
-        read them all; goldwire.protocol.partitions says which event goes where). Each
+        """One partition of the gateway's connection events (connect, join, leave, status,
+        disconnect: presence, sessions and activity read them all;
+        goldwire.protocol.partitions says which event goes where). Each
         has its own hash tag, so a cluster spreads them over its masters."""
         return f"{self.prefix}:{{ev/{index}}}"
 
     def event_partitions(self, count: int) -> list[str]:
         return [self.event_partition(i) for i in range(count)]
+
+    def activity_event_partition(self, index: int) -> str:
+        """One partition of the events only activity reads (publish, send, api,
+        session_state; goldwire.protocol.partitions), so presence and sessions never
+        read the messages."""
+        return f"{self.prefix}:{{ea/{index}}}"
+
+    def activity_event_partitions(self, count: int) -> list[str]:
+        return [self.activity_event_partition(i) for i in range(count)]
 
     def event_partition_count(self) -> str:
         """String: how many partitions this deployment's event stream has (set by the

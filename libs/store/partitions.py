@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from goldwire.protocol.keys import Keys
-from goldwire.protocol.partitions import MAX_EVENT_PARTITIONS, partition_of
+from goldwire.protocol.partitions import MAX_EVENT_PARTITIONS, EventStreams
 
 
 class PartitionMismatchError(RuntimeError):
@@ -48,15 +48,17 @@ async def agree_on_partitions(redis: Any, keys: Keys, count: int) -> int:
     return count
 
 
-async def streams_to_read(redis: Any, keys: Keys, count: int) -> list[str]:
-    """What a service reads: every partition, and the pre-partition stream while it
-    exists (an old gateway may still write it during a rolling upgrade). Checks the
-    count first (PartitionMismatchError)."""
+async def streams_to_read(redis: Any, keys: Keys, count: int,
+                          families: tuple[str, ...]) -> list[str]:
+    """What a service reads: every partition of its event families, and the
+    pre-partition stream while it exists (an old gateway may still write it during a
+    rolling upgrade). Checks the count first (PartitionMismatchError)."""
     await agree_on_partitions(redis, keys, count)
-    streams = keys.event_partitions(count)
+    streams = EventStreams(keys, count)
+    names = [stream for family in families for stream in streams.family(family)]
     if await redis.exists(keys.legacy_events()):
-        streams.append(keys.legacy_events())
-    return streams
+        names.append(keys.legacy_events())
+    return names
 
 
 def _text(value: Any) -> str | None:
@@ -66,26 +68,26 @@ def _text(value: Any) -> str | None:
 
 
 def stream_for_event(keys: Keys, event: Mapping[Any, Any], count: int) -> str:
-    """The partition a gateway writes this event to, by its tenant and user (its
+    """The partition a gateway writes this event to, by its kind, tenant and user (its
     fields as str or bytes keys): for tools and tests that write events themselves."""
+    kind = _text(event.get("kind", event.get(b"kind"))) or ""
     tenant = _text(event.get("tenant", event.get(b"tenant")))
     user = _text(event.get("user", event.get(b"user")))
-    return keys.event_partition(partition_of(tenant, user, count))
+    return EventStreams(keys, count).stream_for(kind, tenant, user)
 
 
 async def group_backlog(redis: Any, keys: Keys, group: str,
                         count: int) -> tuple[int, int | None]:
-    """(pending, lag) of a consumer group over every partition: read, not yet
-    acknowledged; and not yet read. A partition the group has no entry for counts its
-    whole length as lag; the lag is None if Redis cannot tell it for some partition."""
+    """(pending, lag) of a consumer group over every partition it reads: read, not yet
+    acknowledged; and not yet read. The lag is None if Redis cannot tell it for some
+    partition."""
     pending = 0
     lag: int | None = 0
-    for stream in keys.event_partitions(count):
+    for stream in EventStreams(keys, count).all():
         if not await redis.exists(stream):
             continue
         info = [g for g in await redis.xinfo_groups(stream) if _text(g["name"]) == group]
-        if not info:
-            lag = None if lag is None else lag + int(await redis.xlen(stream))
+        if not info:  # a family this group does not read
             continue
         pending += int(info[0]["pending"])
         part = info[0]["lag"]

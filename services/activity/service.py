@@ -20,6 +20,7 @@ from goldwire.activity.settings import ActivitySettings
 from goldwire.protocol.frames import room_frame_parts
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import MessageType
+from goldwire.protocol.partitions import FAMILIES
 from goldwire.service import cron_name, redis_clients, run_supervised
 from goldwire.service.base import BackgroundService
 from goldwire.store.lua import BoundScript
@@ -61,8 +62,8 @@ class ActivityService(BackgroundService):
                                  dead_letter_maxlen=s.dead_letter_maxlen, name=name)
 
     async def start(self) -> None:
-        self.consumer.read(await streams_to_read(self.redis, self.keys,
-                                                self.settings.event_partitions))
+        self.consumer.read(await streams_to_read(
+            self.redis, self.keys, self.settings.event_partitions, FAMILIES))
         await self.consumer.ensure_group()
         self._tasks = [
             asyncio.create_task(self.consumer.run(), name="activity-consumer"),

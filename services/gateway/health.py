@@ -131,7 +131,7 @@ class DeepHealth:
         pending (delivered, not acknowledged) and consumers of every group, over every
         partition of the event stream (lag and pending add up; consumers is the most
         any partition has), named by service when the group is `<prefix>:<service>`."""
-        keys = self.node.keys.event_partitions(self.node.settings.event_partitions)
+        keys = self.node.event_streams.all()
         redis = self.node.broker.redis
         try:
             pipe = redis.pipeline(transaction=False)
@@ -139,12 +139,12 @@ class DeepHealth:
                 pipe.xinfo_groups(key)
             answers = await pipe.execute(raise_on_error=False)
         except Exception as exc:  # Redis down: the gateway check says so too
-            return {"partitions": len(keys), "groups": {},
+            return {"partitions": self.node.event_streams.count, "groups": {},
                     "error": str(exc) or type(exc).__name__}
         found = [groups for groups in answers if not isinstance(groups, Exception)]
         if not found:  # no partition exists yet (no service started), or every one failed
             first = answers[0] if answers else RuntimeError("no partitions")
-            return {"partitions": len(keys), "groups": {},
+            return {"partitions": self.node.event_streams.count, "groups": {},
                     "error": str(first) or type(first).__name__}
         mine = self.node.keys.consumer_group("")
         table: dict[str, Answer] = {}
@@ -156,7 +156,7 @@ class DeepHealth:
                 row["lag"] = None if lag is None or row["lag"] is None else row["lag"] + int(lag)
                 row["pending"] += int(group.get("pending") or 0)
                 row["consumers"] = max(row["consumers"], int(group.get("consumers") or 0))
-        return {"partitions": len(keys), "groups": table}
+        return {"partitions": self.node.event_streams.count, "groups": table}
 
 
 def _text(value: Any) -> str:

@@ -40,6 +40,7 @@ from goldwire.protocol.frames import room_frame_parts
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import direct_frame
 from goldwire.protocol.offsets import format_offset
+from goldwire.protocol.partitions import EventStreams
 from goldwire.store.direct import DirectStore
 from goldwire.store.inbox import Inbox
 from goldwire.store.partitions import agree_on_partitions
@@ -106,8 +107,8 @@ class GatewayNode:
         self.groups = GroupTable(self.broker)
         self.rooms = RoomHub(self.groups, self.broker, self.keys, self.metrics,
                              settings.room_policy())
-        self.outbox = Outbox(self.broker.redis,
-                             self.keys.event_partitions(settings.event_partitions), self.node_id,
+        self.event_streams = EventStreams(self.keys, settings.event_partitions)
+        self.outbox = Outbox(self.broker.redis, self.event_streams, self.node_id,
                              settings.events_maxlen, self.metrics)
         self.sessions = SessionStore(self.broker.redis, self.keys, settings.session_timeout_hours)
         self.inbox = Inbox(self.broker.redis, self.keys, settings.notifications_max,

@@ -2,8 +2,8 @@
 
 The gateway forwards connect, disconnect, join, leave, publish and status
 events to the partitioned event stream for the presence, sessions and activity
-services: a user's events to their partition, in order (goldwire.protocol.partitions),
-each partition capped at its share of `maxlen`. Each
+services: a user's events to their partition, in order, the kinds only activity reads
+to their own family (goldwire.protocol.partitions); each family capped at `maxlen`. Each
 event carries an id unique across nodes, the node id, the connection id and
 a per-connection sequence number, so consumers can drop duplicates and
 order a connection's events. Writes go out on the next turn of the event
@@ -34,12 +34,12 @@ from redis.exceptions import (
 )
 
 from goldwire.protocol.events import event_fields
-from goldwire.protocol.partitions import partition_of
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from goldwire.gateway.metrics import GatewayMetrics
+    from goldwire.protocol.partitions import EventStreams
 
 log = logging.getLogger("goldwire.gateway.outbox")
 
@@ -63,12 +63,12 @@ def retryable(error: Exception) -> bool:
 
 
 class Outbox:
-    def __init__(self, redis: Redis, streams: list[str], node_id: str, maxlen: int,
+    def __init__(self, redis: Redis, streams: EventStreams, node_id: str, maxlen: int,
                  metrics: GatewayMetrics) -> None:
         self.redis = redis
         self.streams = streams
         self.node_id = node_id
-        self.maxlen = max(1, -(-maxlen // len(streams)))  # per partition
+        self.maxlen = max(1, -(-maxlen // streams.count))  # per partition of each family
         self.metrics = metrics
         self._queue: deque[tuple[Any, ...]] = deque()
         self._wakeup = asyncio.Event()
@@ -92,8 +92,7 @@ class Outbox:
         entry = event_fields(kind, self._prefix + str(self._counter), self.node_id,
                              int(time.time() * 1000), **fields)
         self.metrics.events_emitted += 1
-        stream = self.streams[partition_of(fields.get("tenant"), fields.get("user"),
-                                           len(self.streams))]
+        stream = self.streams.stream_for(kind, fields.get("tenant"), fields.get("user"))
         self.command("XADD", stream, "MAXLEN", "~", self.maxlen, "*",
                      *[x for kv in entry.items() for x in kv])
 

@@ -23,6 +23,7 @@ from goldwire.presence.notify import publish_changes
 from goldwire.presence.pacing import DiffPacer
 from goldwire.presence.settings import PresenceSettings
 from goldwire.protocol.keys import Keys
+from goldwire.protocol.partitions import CONNECTION
 from goldwire.service import cron_name, redis_clients, run_supervised
 from goldwire.service.base import BackgroundService
 from goldwire.store.connect import STORE_ERRORS
@@ -73,8 +74,8 @@ class PresenceService(BackgroundService):
         settings = self.settings
         self.arq = await create_pool(RedisSettings.from_dsn(settings.jobs_url),
                                      default_queue_name=self.keys.job_queue(SERVICE))
-        self.consumer.read(await streams_to_read(self.redis, self.keys,
-                                                self.settings.event_partitions))
+        self.consumer.read(await streams_to_read(
+            self.redis, self.keys, self.settings.event_partitions, (CONNECTION,)))
         await self.consumer.ensure_group()
         self._tasks = [asyncio.create_task(self.consumer.run(), name="presence-consumer"),
                        asyncio.create_task(self.run_paced_flushes(), name="presence-paced")]

@@ -20,6 +20,7 @@ from goldwire.protocol.channels import format_close
 from goldwire.protocol.codes import CloseCode
 from goldwire.protocol.events import MalformedEvent, parse_event
 from goldwire.protocol.keys import Keys
+from goldwire.protocol.partitions import CONNECTION
 from goldwire.service import cron_name, redis_clients, run_loading_scripts, run_supervised
 from goldwire.service.base import BackgroundService
 from goldwire.sessions.metrics import sessions_metrics
@@ -69,8 +70,8 @@ class SessionsService(BackgroundService):
                               dead_letter_maxlen=s.dead_letter_maxlen, name=name)
 
     async def start(self) -> None:
-        self.consumer.read(await streams_to_read(self.redis, self.keys,
-                                                self.settings.event_partitions))
+        self.consumer.read(await streams_to_read(
+            self.redis, self.keys, self.settings.event_partitions, (CONNECTION,)))
         await self.consumer.ensure_group()
         self._tasks = [asyncio.create_task(self.consumer.run(), name="sessions-consumer"),
                        asyncio.create_task(run_supervised("cleanup", self._worker, self.stats),

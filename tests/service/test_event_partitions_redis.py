@@ -14,7 +14,7 @@ import pytest
 
 from goldwire.cli.redis_server import RedisServer
 from goldwire.protocol.keys import Keys
-from goldwire.protocol.partitions import partition_of
+from goldwire.protocol.partitions import CONNECTION, FAMILIES, EventStreams, partition_of
 from goldwire.store.connect import connect, sharded
 from goldwire.store.partitions import (
     PartitionMismatchError,
@@ -76,22 +76,26 @@ async def until(check: Any, timeout: float = 5.0) -> None:
 async def test_the_outbox_keeps_a_users_events_on_one_partition_in_order(client,
                                                                            key_prefix) -> None:
     keys = Keys(key_prefix)
-    outbox = Outbox(client, keys.event_partitions(4), "n1", 1000, GatewayMetrics())
+    outbox = Outbox(client, EventStreams(keys, 4), "n1", 1000, GatewayMetrics())
     users = [f"u{i}" for i in range(12)]
     for seq in range(1, 6):
         for user in users:
             outbox.event("status", user=user, tenant="acme", seq=seq)
+    outbox.event("publish", user="u0", tenant="acme", room="doc:1", seq=6)
     outbox.event("api", tenant="acme", route="/x")  # no user: the tenant's partition
     await outbox.flush()
-    by_stream = {s: await client.xrange(s) for s in keys.event_partitions(4)}
-    assert sum(len(v) for v in by_stream.values()) == 5 * len(users) + 1
+    by_stream = {s: await client.xrange(s) for s in EventStreams(keys, 4).all()}
+    assert sum(len(v) for v in by_stream.values()) == 5 * len(users) + 2
     for user in users:
         home = keys.event_partition(partition_of("acme", user, 4))
         mine = [int(f[b"seq"]) for _, f in by_stream[home] if f.get(b"user") == user.encode()]
         assert mine == [1, 2, 3, 4, 5], user
-    api_home = keys.event_partition(partition_of("acme", None, 4))
-    assert [f[b"kind"] for _, f in by_stream[api_home]].count(b"api") == 1
-    assert len([s for s, v in by_stream.items() if v]) > 1  # 12 users use several
+    assert len([s for s in keys.event_partitions(4) if by_stream[s]]) > 1  # 12 users: several
+    # what only activity reads goes to the other family: presence and sessions never see it
+    [(_, published)] = by_stream[keys.activity_event_partition(partition_of("acme", "u0", 4))]
+    assert published[b"kind"] == b"publish" and published[b"seq"] == b"6"
+    [(_, api)] = by_stream[keys.activity_event_partition(partition_of("acme", None, 4))]
+    assert api[b"kind"] == b"api"
 
 
 async def test_a_consumer_reads_every_partition_and_acknowledges_each(client,
@@ -185,13 +189,15 @@ async def test_a_bad_record_is_dead_lettered_with_its_stream(client, key_prefix)
 
 async def test_the_count_is_agreed_and_the_legacy_stream_is_read(client, key_prefix) -> None:
     keys = Keys(key_prefix)
-    assert await streams_to_read(client, keys, 4) == keys.event_partitions(4)
+    assert await streams_to_read(client, keys, 4, (CONNECTION,)) == keys.event_partitions(4)
+    assert await streams_to_read(client, keys, 4, FAMILIES) == [
+        *keys.event_partitions(4), *keys.activity_event_partitions(4)]
     assert await agree_on_partitions(client, keys, 4) == 4
     with pytest.raises(PartitionMismatchError, match=r"EVENT_PARTITIONS=8.*has 4 partitions"):
         await agree_on_partitions(client, keys, 8)
     # an old gateway, during a rolling upgrade, still writes the single stream
     await client.xadd(keys.legacy_events(), {"n": "old"})
-    streams = await streams_to_read(client, keys, 4)
+    streams = await streams_to_read(client, keys, 4, (CONNECTION,))
     assert streams == [*keys.event_partitions(4), keys.legacy_events()]
     recorder = Recorder()
     consumer = PartitionedConsumer(client, GROUP, lambda lane, name: StreamConsumer(

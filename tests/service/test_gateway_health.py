@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from goldwire.gateway.health import DeepHealth
 from goldwire.protocol.keys import Keys
+from goldwire.protocol.partitions import EventStreams
 from tests.support import until
 
 
@@ -32,7 +33,7 @@ def stand_in_node(redis: aioredis.Redis, prefix: str) -> Any:
     """What DeepHealth reads of a GatewayNode: its Redis, keys, pub/sub state and id."""
     return SimpleNamespace(broker=SimpleNamespace(redis=redis, connected=True),
                            keys=Keys(prefix), node_id="gw-test",
-                           settings=SimpleNamespace(event_partitions=2))
+                           event_streams=EventStreams(Keys(prefix), 2))
 
 
 def services(handler: Any) -> httpx.AsyncClient:
@@ -67,6 +68,11 @@ async def test_lag_and_pending_per_group_and_ready_only_when_all_are(
                                count=1)
         await redis.xreadgroup(keys.consumer_group("activity"), "c2", {streams[1]: ">"},
                                count=1)
+        # the family only activity reads: its entries count for activity alone
+        only_activity = keys.activity_event_partition(1)
+        await redis.xgroup_create(only_activity, keys.consumer_group("activity"), id="0",
+                                  mkstream=True)
+        await redis.xadd(only_activity, {"n": 3})
         async with services(handler) as client:
             answer = await DeepHealth(stand_in_node(redis, key_prefix), client, URLS).answer()
         assert answer["ready"] is False
@@ -76,7 +82,7 @@ async def test_lag_and_pending_per_group_and_ready_only_when_all_are(
         assert answer["services"]["activity"] == {"ready": False, "checks": {"lag_ok": False}}
         assert answer["stream"] == {"partitions": 2, "groups": {
             "presence": {"lag": 3, "pending": 0, "consumers": 0},
-            "activity": {"lag": 1, "pending": 2, "consumers": 1}}}
+            "activity": {"lag": 2, "pending": 2, "consumers": 1}}}
 
         answers["activity"] = (200, {"ready": True, "checks": {"lag_ok": True}})
         async with services(handler) as client:

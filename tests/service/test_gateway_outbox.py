@@ -12,6 +12,7 @@ from redis.exceptions import OutOfMemoryError
 
 from goldwire.cli.redis_server import RedisServer
 from goldwire.protocol.keys import Keys
+from goldwire.protocol.partitions import CONNECTION, EventStreams
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.outbox import Outbox
 
@@ -39,9 +40,9 @@ async def redis(private_redis: RedisServer) -> AsyncIterator[Redis]:
 
 
 def outbox_of(redis: Redis, prefix: str) -> tuple[Outbox, list[str], GatewayMetrics]:
-    streams = Keys(prefix).event_partitions(1)
+    streams = EventStreams(Keys(prefix), 1)
     metrics = GatewayMetrics()
-    return Outbox(redis, streams, "n1", 1000, metrics), streams, metrics
+    return Outbox(redis, streams, "n1", 1000, metrics), streams.family(CONNECTION), metrics
 
 
 async def test_writes_refused_for_now_stay_queued_in_order(redis, key_prefix) -> None:

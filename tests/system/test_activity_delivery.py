@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from goldwire.protocol.keys import Keys
-from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS
+from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS, EventStreams
 from tests.activity_log import DAY, MIN, Log, write
 from tests.event_streams import group_backlog
 from tests.support import Activity, until
@@ -131,7 +131,7 @@ async def test_killed_mid_batch_nothing_lost_nothing_twice(redis_server, key_pre
         # Every entry delivered again (the group rewound: redelivery of recorded, acknowledged
         # entries), then the whole log re-sent as new entries (a gateway re-sending).
         before = metrics(final.metrics())["events_duplicate_total"]
-        for stream in Keys(key_prefix).event_partitions(DEFAULT_EVENT_PARTITIONS):
+        for stream in EventStreams(Keys(key_prefix), DEFAULT_EVENT_PARTITIONS).all():
             if await redis.exists(stream):
                 await redis.xgroup_setid(stream, group, "0")
         await write(redis, key_prefix, log.events)

@@ -7,8 +7,16 @@ from zlib import crc32
 
 import pytest
 
+from goldwire.protocol.events import KINDS
 from goldwire.protocol.keys import Keys
-from goldwire.protocol.partitions import partition_of
+from goldwire.protocol.partitions import (
+    ACTIVITY,
+    CONNECTION,
+    FAMILIES,
+    EventStreams,
+    family_of,
+    partition_of,
+)
 from goldwire.store.partitions import check_partition_count, stream_for_event
 from goldwire.streams.consumer import StreamConsumer
 
@@ -52,3 +60,16 @@ def test_a_stream_name_alone_is_refused() -> None:
     # a str is a Sequence too: it would be read as one stream per letter
     with pytest.raises(TypeError, match="list of stream names"):
         StreamConsumer(None, "gw:{ev/0}", "g", handle)  # type: ignore[arg-type]
+
+
+def test_only_what_presence_and_sessions_read_goes_to_the_connection_family() -> None:
+    streams = EventStreams(Keys("gw"), 16)
+    home = partition_of("acme", "ada", 16)
+    for kind in ("connect", "disconnect", "join", "leave", "status"):
+        assert streams.stream_for(kind, "acme", "ada") == f"gw:{{ev/{home}}}"
+    for kind in ("publish", "send", "api", "session_state"):
+        assert streams.stream_for(kind, "acme", "ada") == f"gw:{{ea/{home}}}"
+    # every kind there is has a family, and the families hold every partition once
+    assert {family_of(k) for k in KINDS} == set(FAMILIES)
+    assert len(set(streams.all())) == 32
+    assert streams.family(CONNECTION) + streams.family(ACTIVITY) == streams.all()
