@@ -20,6 +20,11 @@ What it does, all on loopback, with a private Redis (`RedisServer`):
    Socket.IO over raw WebSockets, against `bench/sio_server.py`: python-socketio's
    `AsyncServer` with an `AsyncRedisManager` under uvicorn, published to by a
    write-only `AsyncRedisManager` (`SioPublisher`), as its users publish from a backend.
+   `--systems ...,node` adds Node's peer: the same clients and the same Socket.IO
+   protocol against `bench/node/server.js`, Socket.IO 4.8 with `@socket.io/redis-adapter`
+   on ioredis, published to the way `@socket.io/redis-emitter` publishes (one msgpack
+   packet per PUBLISH on the adapter's room channel, `NodeEmitterPublisher`). Its
+   packages are installed with `npm ci` in bench/node when node_modules is missing.
 4. ASGI (only with `--systems ...,asgi`). The same clients against
    `bench/asgi_server.py`: the same broadcast over the same control socket, served the
    ordinary ASGI way (a FastAPI WebSocket endpoint under uvicorn, one
@@ -27,7 +32,7 @@ What it does, all on loopback, with a private Redis (`RedisServer`):
 5. Idle memory. `--idle-connections` authenticated idle sockets (each joined to one
    room) on a fresh server of each system; RSS before and after.
 
-`--systems` picks which of goldwire, socketio, ceiling and asgi run (default
+`--systems` picks which of goldwire, socketio, node, ceiling and asgi run (default
 goldwire,ceiling). Goldwire runs as deployed: the gateway plus every service process
 `goldwire up` would start (`goldwire.cli.services.available_kinds`), all on the
 server CPU, their CPU counted as the server's. `bench/run_all.py` runs every scenario
@@ -43,7 +48,7 @@ from /proc/<pid>/stat. Every result is one JSON line on stdout (`"kind"`: `fanou
 (`goldwire.cli.redis_cluster.LocalCluster`) instead of one Redis, with a plain Redis for
 the services' arq jobs (JOBS_REDIS_URL); Redis CPU is then every node's and the jobs
 Redis's (replicas included: they are part of what the deployment runs); socketio is
-refused there (its AsyncRedisManager speaks to one Redis).
+and node are refused there (their Redis managers and adapters here speak to one Redis).
 
 Every process it starts is stopped at the end, also on Ctrl-C, SIGTERM or an error.
 Linux only (/proc, sched_setaffinity).
@@ -99,7 +104,8 @@ DRAIN_MAX_SECONDS = 15.0  # ... or after this long past the last publish
 
 TARGET_P99_MS = report.TARGET_P99_MS
 
-SYSTEMS = ("goldwire", "socketio", "ceiling", "asgi")
+SYSTEMS = ("goldwire", "socketio", "node", "ceiling", "asgi")
+NODE_DIR = BENCH_DIR / "node"  # the Node peer: server.js, its package.json and lockfile
 WS_PATH = "/ws"
 SIO_PATH = "/socket.io/?EIO=4&transport=websocket"
 
@@ -542,7 +548,74 @@ class SocketIO:
         return cls(proc, port, channel)
 
 
-Server = Gateway | Ceiling | SocketIO
+def ensure_node_peer() -> None:
+    """Install bench/node's pinned packages (`npm ci`) when node_modules is missing or
+    older than the lockfile, so a fresh machine (CI) runs the Node peer as it is locked.
+    Raises RuntimeError naming what is missing when node or npm is not on the PATH."""
+    import shutil
+
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        raise RuntimeError(
+            f"the node system needs {' and '.join(missing)} on the PATH (Node 18 or newer; "
+            "on Debian: apt-get install nodejs npm), or leave node out of --systems")
+    lock = NODE_DIR / "package-lock.json"
+    installed = NODE_DIR / "node_modules" / ".package-lock.json"  # npm writes it last
+    if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    log(f"node: npm ci in {NODE_DIR.relative_to(REPO)} (its packages are not installed yet)")
+    out = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"npm ci in {NODE_DIR} failed ({out.returncode}):\n"
+                           f"{(out.stdout + out.stderr)[-3000:]}")
+
+
+@dataclass
+class NodeSocketIO:
+    """Node's peer: Socket.IO 4.8 with @socket.io/redis-adapter on ioredis
+    (bench/node/server.js), one process, as many as Goldwire has gateways. `key` is the
+    adapter's channel prefix, unique per server so runs never hear each other."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    key: str
+
+    proto = "sio"
+    path = SIO_PATH
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.proc.pid]
+
+    @property
+    def channel(self) -> str:
+        """A channel the adapter SUBSCRIBEs to right after its PSUBSCRIBE to the room
+        channels (`<key>#/#*`), on the same connection: once Redis counts a subscriber
+        here, the pattern is in place too (PUBSUB NUMSUB does not count patterns)."""
+        return f"{self.key}-request#/#"
+
+    def stop(self, children: Children) -> None:
+        children.stop(self.proc)
+
+    @classmethod
+    async def start(cls, children: Children, cfg: Config, name: str) -> NodeSocketIO:
+        ensure_node_peer()
+        port = free_port()
+        key = f"bench-node-{secrets.token_hex(3)}"
+        argv = ["node", str(NODE_DIR / "server.js"), "--port", str(port),
+                "--redis-url", cfg.redis_url, "--key", key,
+                "--jwt-secret", cfg.secret, "--ping-interval", str(cfg.heartbeat)]
+        proc = children.spawn(name, argv, cfg.server_cpus)
+        await wait_port("127.0.0.1", port, proc, "node socket.io server")
+        return cls(proc, port, key)
+
+
+Server = Gateway | Ceiling | SocketIO | NodeSocketIO
 
 
 async def wait_subscribed(redis_url: str, channel: str, proc: subprocess.Popen[bytes],
@@ -571,6 +644,8 @@ async def start_server(system: str, cfg: Config, children: Children, what: str) 
         return await Gateway.start(children, cfg, f"gateway-{what}")
     if system == "socketio":
         return await SocketIO.start(children, cfg, f"socketio-{what}")
+    if system == "node":
+        return await NodeSocketIO.start(children, cfg, f"node-{what}")
     if system == "asgi":
         return await Asgi.start(children, cfg, f"asgi-{what}")
     return await Ceiling.start(children, cfg, f"ceiling-{what}")
@@ -665,6 +740,42 @@ class SioPublisher(Publisher):
                 await redis.aclose()
 
 
+class NodeEmitterPublisher(Publisher):
+    """How Node Socket.IO's users publish from a backend: @socket.io/redis-emitter's
+    `emitter.to(room).emit(...)`, its wire format written here in Python so the harness
+    publishes to both peers from the same process with the same redis-py client (a Node
+    publisher would add a pipe hop inside the measured latency). That emit is one
+    PUBLISH on `<key>#/#<room>#` of msgpack `["emitter", packet, opts]`, packet
+    `{"type": 2 (EVENT), "data": [event, payload], "nsp": "/"}`, opts
+    `{"rooms": [room], "flags": {}, "except": []}` (redis-emitter 5.1 `BroadcastOperator.emit`;
+    the adapter's `onmessage` decodes it and broadcasts to the room). The event carries
+    the same fields as SioPublisher's."""
+
+    EMITTER_UID = "emitter"  # redis-emitter's fixed uid; the adapter skips only its own
+    EVENT = 2  # socket.io-parser PacketType.EVENT
+
+    def __init__(self, redis_url: str, key: str) -> None:
+        import msgpack
+        from redis.asyncio import Redis
+
+        self.packb = msgpack.packb
+        self.redis = Redis.from_url(redis_url)
+        self.key = key
+
+    async def publish(self, room: str, data: dict[str, Any], seq: int) -> None:
+        ms = int(time.time() * 1000)
+        packet = {"type": self.EVENT,
+                  "data": [MSG_TYPE, {"room": room, "offset": f"{ms}-{seq}", "ts": ms,
+                                      "data": data}],
+                  "nsp": "/"}
+        opts = {"rooms": [room], "flags": {}, "except": []}
+        await self.redis.publish(f"{self.key}#/#{room}#",
+                                 self.packb([self.EMITTER_UID, packet, opts]))
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
 class CeilingPublisher(Publisher):
     """Frames shaped like the gateway's, one line each on the ceiling's control socket
     (`@<room>\\t<frame>`: to that room's sockets)."""
@@ -702,6 +813,8 @@ def publisher_for(server: Server, cfg: Config) -> Publisher:
         return ClientPublisher(cfg.redis_url, server.prefix)
     if isinstance(server, SocketIO):
         return SioPublisher(cfg.redis_url, server.channel)
+    if isinstance(server, NodeSocketIO):
+        return NodeEmitterPublisher(cfg.redis_url, server.key)
     return CeilingPublisher(server.control_port)
 
 
@@ -968,7 +1081,7 @@ async def load_system(system: str, cfg: Config, children: Children, pool: Pool,
             raise RuntimeError(f"{system}: no client could connect: {conn['errors']}")
         pub = publisher_for(server, cfg)
         await pub.open()
-        if isinstance(server, SocketIO):
+        if isinstance(server, SocketIO | NodeSocketIO):
             await wait_subscribed(cfg.redis_url, server.channel, server.proc)
         await asyncio.sleep(cfg.settle)
         quiet = await pool.quiet(still=0.5 if cfg.smoke else 1.0)
@@ -976,7 +1089,7 @@ async def load_system(system: str, cfg: Config, children: Children, pool: Pool,
             log(f"{system}: {quiet['frames']} frames (presence) after connecting, quiet after "
                 f"{quiet['seconds']} s")  # let connect-time work (events, subscriptions) settle
         misses = 0
-        uses_redis = system in ("goldwire", "socketio")
+        uses_redis = system in ("goldwire", "socketio", "node")
         for i, rate in enumerate(rates):
             log(f"{system}: {conn['connected']} clients, {rate:g} msg/s over {len(rooms)} "
                 f"room(s) for {cfg.duration:g} s")
@@ -1184,7 +1297,7 @@ def verdict(ok: bool | None) -> str:
 def summarize(cfg: Config, fan: list[dict[str, Any]], idle: list[dict[str, Any]]) -> None:
     by = {(r["system"], r["rate"]): r for r in fan}
     ratios = []
-    for baseline in ("socketio", "ceiling", "asgi"):
+    for baseline in ("socketio", "node", "ceiling", "asgi"):
         for rate in cfg.rates:
             gw, ce = by.get(("goldwire", rate)), by.get((baseline, rate))
             if not gw or not ce:
@@ -1294,8 +1407,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true",
                    help="tiny run: 50 clients, 2 s, 200 idle connections")
     p.add_argument("--systems", default="goldwire,ceiling",
-                   help="comma-separated, run in this order: goldwire, socketio, ceiling, "
-                        "asgi (goldwire,ceiling)")
+                   help="comma-separated, run in this order: goldwire, socketio, node, "
+                        "ceiling, asgi (goldwire,ceiling)")
     p.add_argument("--skip-ceiling", action="store_true", help="drop ceiling from --systems")
     p.add_argument("--asgi-send", choices=("loop", "gather"), default="loop",
                    help="asgi server: a loop of `await ws.send_text` or asyncio.gather of "
@@ -1346,6 +1459,9 @@ def make_config(args: argparse.Namespace) -> Config:
         systems = [x for x in systems if x != "ceiling"]
     if args.redis == "cluster" and "socketio" in systems:
         raise SystemExit("--redis cluster: socketio's AsyncRedisManager cannot use a cluster")
+    if args.redis == "cluster" and "node" in systems:
+        raise SystemExit("--redis cluster: node's @socket.io/redis-adapter here is the classic "
+                         "one on one Redis (a cluster needs its sharded adapter)")
     cpus = sorted(os.sched_getaffinity(0))
     server_cpus: set[int] | None = None
     client_cpus: set[int] | None = None
@@ -1398,6 +1514,11 @@ def _sigterm(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = make_config(parse_args(argv))
+    if "node" in cfg.systems:  # install (or refuse) before any server starts
+        try:
+            ensure_node_peer()
+        except RuntimeError as exc:
+            raise SystemExit(f"error: {exc}") from None
     nofile = raise_nofile()
     need = max(cfg.clients, cfg.idle_connections + 200) + 100
     if nofile < need:

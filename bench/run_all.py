@@ -1,15 +1,18 @@
-"""The benchmark suite: Goldwire, the peer and the ceiling, every scenario, one run.
+"""The benchmark suite: Goldwire, the peers and the ceiling, every scenario, one run.
 
     make bench          # .venv/bin/python bench/run_all.py          (under 10 minutes)
     make bench-smoke    # .venv/bin/python bench/run_all.py --smoke  (under 60 s; CI runs it)
 
-Three systems, the same clients, the same machine (`bench/fanout.py` has the parts):
+Four systems, the same clients, the same machine (`bench/fanout.py` has the parts):
 
 * goldwire: the gateway and every service process `goldwire up` starts, on a private
   Redis, published to with `goldwire.client.RedisPublisher` (a backend's publish path);
 * socketio: the peer, python-socketio `AsyncServer` + `AsyncRedisManager` under uvicorn
   (`bench/sio_server.py`), one process like the gateway, published to by a write-only
   `AsyncRedisManager`;
+* node: Node's Socket.IO 4.8 with `@socket.io/redis-adapter` on ioredis
+  (`bench/node/server.js`, its packages installed by `npm ci` on first use), one process,
+  the same Socket.IO clients, published to in `@socket.io/redis-emitter`'s wire format;
 * ceiling: a bare `websockets` `broadcast()` server, no Redis, no protocol
   (`bench/ceiling_server.py`). `--systems ...,asgi` adds the FastAPI/uvicorn reference.
 
@@ -61,6 +64,7 @@ from typing import Any
 
 import report
 from fanout import (
+    NODE_DIR,
     ROOM,
     SYSTEMS,
     Children,
@@ -68,6 +72,7 @@ from fanout import (
     Pool,
     WorkerProc,
     emit,
+    ensure_node_peer,
     idle_system,
     keep_results_in,
     load_system,
@@ -112,9 +117,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Goldwire benchmark suite (see the module doc).")
     p.add_argument("--smoke", action="store_true",
                    help="every scenario tiny (under a minute): checks the harness, not speed")
-    p.add_argument("--systems", default="goldwire,socketio,ceiling",
-                   help="comma-separated out of goldwire, socketio, ceiling, asgi "
-                        "(goldwire,socketio,ceiling)")
+    p.add_argument("--systems", default="goldwire,socketio,node,ceiling",
+                   help="comma-separated out of goldwire, socketio, node, ceiling, asgi "
+                        "(goldwire,socketio,node,ceiling)")
     p.add_argument("--scenarios", default=",".join(SCENARIOS),
                    help=f"comma-separated out of {', '.join(SCENARIOS)} (all)")
     p.add_argument("--clients", type=int, help="fan-out clients (1000; smoke 50)")
@@ -335,6 +340,13 @@ def versions() -> dict[str, str]:
                  "python-engineio", "fastapi", "redis", "hiredis", "pyjwt", "matplotlib"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out[dist] = importlib.metadata.version(dist)
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True,
+                                     timeout=5).stdout.strip().lstrip("v") or "?"
+    for pkg in ("socket.io", "@socket.io/redis-adapter", "ioredis", "jsonwebtoken"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            meta = json.loads((NODE_DIR / "node_modules" / pkg / "package.json").read_text())
+            out[pkg] = meta["version"]
     return out
 
 
@@ -423,7 +435,7 @@ def page(plan: Plan, res: dict[str, Any], tgts: list[dict[str, Any]],
         "```",
         "make bench         # this page and the chart, under 10 minutes",
         "make bench-smoke   # every scenario tiny, under a minute (CI runs it)",
-        ".venv/bin/python bench/run_all.py --scenarios fanout --systems goldwire,socketio "
+        ".venv/bin/python bench/run_all.py --scenarios fanout --systems goldwire,socketio,node "
         "--rates 20,40",
         ".venv/bin/python bench/fanout.py --help    # one scenario, more knobs",
         "```",
@@ -448,6 +460,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return render(args)
     plan = make_plan(args)
     cfg = make_config(args, plan)
+    if "node" in plan.systems:  # install (or refuse, naming what is missing) before anything runs
+        try:
+            ensure_node_peer()
+        except RuntimeError as exc:
+            raise SystemExit(f"error: {exc}") from None
     raise_nofile()
     if cfg.client_cpus:
         os.sched_setaffinity(0, cfg.client_cpus)  # the publisher runs beside the clients
