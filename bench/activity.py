@@ -55,7 +55,6 @@ API_KEY = "bench-api-key"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_EVENTS_PER_S = 20_000.0
 TARGET_SUMMARY_MS = 50.0
-PARTITIONS = 16  # the services' default EVENT_PARTITIONS: where the bench writes events
 HOUR, DAY = 3_600_000, 86_400_000
 
 
@@ -192,14 +191,22 @@ class RawPipe:
             await self.writer.wait_closed()
 
 
+async def partitions(redis: Any, keys: Any) -> int:
+    """The deployment's event partition count (recorded now if no worker did yet)."""
+    from goldwire.store.partitions import agree_on_partitions
+
+    return await agree_on_partitions(redis, keys, None)
+
+
 async def xadd_all(redis: Any, keys: Any, events: list[dict[bytes, bytes]]) -> None:
     """Each event to the partition a gateway would write it to."""
     from goldwire.store.partitions import stream_for_event
 
+    count = await partitions(redis, keys)
     for i in range(0, len(events), 2000):
         pipe = redis.pipeline(transaction=False)
         for ev in events[i:i + 2000]:
-            pipe.xadd(stream_for_event(keys, ev, PARTITIONS), ev, maxlen=5_000_000,
+            pipe.xadd(stream_for_event(keys, ev, count), ev, maxlen=5_000_000,
                       approximate=True)
         await pipe.execute()
 
@@ -261,7 +268,7 @@ async def group_state(redis: Any, keys: Any, group: str) -> tuple[int, int]:
     """(lag, pending) of the activity group over every partition."""
     from goldwire.store.partitions import group_backlog
 
-    pending, lag = await group_backlog(redis, keys, group, PARTITIONS)
+    pending, lag = await group_backlog(redis, keys, group, await partitions(redis, keys))
     return int(lag or 0), pending
 
 
@@ -320,6 +327,7 @@ async def part_steady(args: Any, redis: Any, worker: Any, http: Any, keys: Any,
     from goldwire.store.partitions import stream_for_event
 
     group = keys.consumer_group("activity")
+    count = await partitions(redis, keys)
     total = int(args.rate * args.duration)
     lags: list[int] = []
     stop = asyncio.Event()
@@ -331,7 +339,7 @@ async def part_steady(args: Any, redis: Any, worker: Any, http: Any, keys: Any,
 
     sampler = asyncio.create_task(sample())
     def xadd(ev: dict[bytes, bytes]) -> tuple[bytes, ...]:
-        return (b"XADD", stream_for_event(keys, ev, PARTITIONS).encode(), b"MAXLEN", b"~",
+        return (b"XADD", stream_for_event(keys, ev, count).encode(), b"MAXLEN", b"~",
                 b"5000000", b"*", *[x for kv in ev.items() for x in kv])
     raw = await RawPipe.open(args.redis_url)
     cpu0, rcpu0 = cpu_seconds(worker.proc.pid), cpu_seconds(redis_pid)

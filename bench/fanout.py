@@ -86,7 +86,7 @@ from goldwire.cli.tokens import mint_token
 from goldwire.protocol.frames import room_frame_parts
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import encode
-from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS, EventStreams
+from goldwire.store.partitions import event_streams
 from goldwire.store.rooms import RoomStore
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -1181,7 +1181,7 @@ async def goldwire_records(cfg: Config, server: Gateway,
     keys = Keys(server.prefix)
     redis = data_client(cfg.redis_url, cfg.redis == "cluster")
     try:
-        partitions = EventStreams(keys, DEFAULT_EVENT_PARTITIONS).all()
+        partitions = (await event_streams(redis, keys, None)).all()
         events = sum([int(await redis.xlen(stream)) for stream in partitions])
         out: dict[str, int | None] = {"events": events, "presence": None}
         presence_key = getattr(keys, "presence_conns", None)

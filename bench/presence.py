@@ -591,12 +591,13 @@ async def join_events_written(redis_url: str, prefix: str) -> dict[str, float]:
     from redis.asyncio import Redis
 
     from goldwire.protocol.keys import Keys
-    from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS
+    from goldwire.protocol.partitions import CONNECTION
+    from goldwire.store.partitions import event_streams
 
     redis = Redis.from_url(redis_url)
     out: dict[str, float] = {}
     try:
-        for stream in Keys(prefix).event_partitions(DEFAULT_EVENT_PARTITIONS):  # joins
+        for stream in (await event_streams(redis, Keys(prefix), None)).family(CONNECTION):
             start = "-"
             while True:
                 batch = await redis.xrange(stream, start, "+", count=5000)
@@ -673,8 +674,7 @@ async def worker_throughput(args: argparse.Namespace, children: Children,
     from redis.asyncio import Redis
 
     from goldwire.protocol.keys import Keys
-    from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS
-    from goldwire.store.partitions import group_backlog, stream_for_event
+    from goldwire.store.partitions import event_streams, group_backlog
 
     prefix = "bench:" + os.urandom(3).hex()
     keys = Keys(prefix)
@@ -684,10 +684,11 @@ async def worker_throughput(args: argparse.Namespace, children: Children,
     try:
         for node in nodes:  # alive, so the dead-gateway sweep leaves them alone
             await redis.set(keys.node_alive(node), "1", ex=3600)
+        streams = await event_streams(redis, keys, None)  # what the worker will read
         for i in range(0, len(events), 2000):
             pipe = redis.pipeline(transaction=False)
             for ev in events[i:i + 2000]:
-                pipe.xadd(stream_for_event(keys, ev, DEFAULT_EVENT_PARTITIONS),
+                pipe.xadd(streams.stream_for(ev["kind"], ev.get("tenant"), ev.get("user")),
                           ev)  # type: ignore[arg-type]
             await pipe.execute()
 
@@ -715,7 +716,7 @@ async def worker_throughput(args: argparse.Namespace, children: Children,
         cpu = {k: round(cpu_seconds(p) - cpu0[k], 2) for k, p in pids.items()}
         others = host_busy_seconds() - host0 - sum(cpu.values())
         group_pending, group_lag = await group_backlog(
-            redis, keys, keys.consumer_group("presence"), DEFAULT_EVENT_PARTITIONS)
+            redis, keys, keys.consumer_group("presence"), streams.count)
         # Every connection left: once the leave grace is over, no room shows anyone.
         grace_over = time.monotonic() + 5.0 + 5.0
         while True:

@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from tests.event_streams import stream_of
+from tests.event_streams import deployment_streams
 
 HOUR = 3_600_000
 DAY = 86_400_000
@@ -60,8 +60,10 @@ class Log:
 async def write(redis: Redis, prefix: str, events: list[dict[str, str]]) -> None:
     """XADD the events to the gateway event stream, in order, pipelined, each to the
     partition the gateway would write it to."""
+    streams = await deployment_streams(redis, prefix)
     for i in range(0, len(events), 1000):
         pipe = redis.pipeline(transaction=False)
         for event in events[i:i + 1000]:
-            pipe.xadd(stream_of(prefix, event), event)  # type: ignore[arg-type]
+            stream = streams.stream_for(event["kind"], event.get("tenant"), event.get("user"))
+            pipe.xadd(stream, event)  # type: ignore[arg-type]
         await pipe.execute()

@@ -45,12 +45,12 @@ from goldwire.protocol.frames import room_frame_parts
 from goldwire.protocol.http import PublishRequest, PublishResult
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.messages import direct_frame
-from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS, EventStreams
+from goldwire.protocol.partitions import EventStreams
 from goldwire.protocol.room_options import RoomPolicy
 from goldwire.store.connect import connect
 from goldwire.store.direct import DirectStore
 from goldwire.store.inbox import Inbox
-from goldwire.store.partitions import recorded_partitions
+from goldwire.store.partitions import default_partitions, recorded_partitions
 from goldwire.store.rooms import RoomStore
 
 log = logging.getLogger("goldwire.client.publisher")
@@ -105,7 +105,7 @@ class RedisPublisher(Publisher):
         count (goldwire.store.partitions; the default when no gateway recorded one)."""
         if self._partitions is None:
             recorded = await recorded_partitions(self.redis, self.keys)
-            self._partitions = recorded or DEFAULT_EVENT_PARTITIONS
+            self._partitions = recorded or default_partitions(self.redis)
         return EventStreams(self.keys, self._partitions).stream_for(kind, tenant, user)
 
     async def publish(self, request: PublishRequest) -> PublishResult:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS, MAX_EVENT_PARTITIONS
+from goldwire.protocol.partitions import MAX_EVENT_PARTITIONS
 
 
 class ServiceSettings(BaseSettings):
@@ -22,9 +22,10 @@ class ServiceSettings(BaseSettings):
     jobs_redis_url: str | None = None
     key_prefix: str = Field("gw", validation_alias="GOLDWIRE_KEY_PREFIX")
     api_keys: str = ""  # comma-separated
-    # Streams the gateway's events are spread over (goldwire.protocol.partitions); every
-    # gateway and service of a deployment must agree (goldwire.store.partitions checks).
-    event_partitions: int = Field(DEFAULT_EVENT_PARTITIONS, ge=1, le=MAX_EVENT_PARTITIONS)
+    # Streams per family the gateway's events are spread over (goldwire.protocol.
+    # partitions); unset: the deployment's, else 16 on a Redis Cluster and 1 on one Redis.
+    # Every gateway and service of a deployment agrees (goldwire.store.partitions).
+    event_partitions: int | None = Field(None, ge=1, le=MAX_EVENT_PARTITIONS)
 
     @property
     def jobs_url(self) -> str:

@@ -2,11 +2,15 @@
 
 A gateway writing 16 partitions while a service reads 8 would lose half the events
 without a word, so the count is a fact of the deployment, not of one process: the
-first process to start records its EVENT_PARTITIONS (SET NX), and every process after
-it compares. A gateway or service configured otherwise refuses to start, naming both
-numbers; `RedisPublisher`, a library inside someone else's backend, adopts the
-recorded count instead. Changing the count means draining the streams first (see
-docs/architecture.md, "Event partitions").
+first process to start records it (SET NX), and every process after it takes the
+recorded count. One with EVENT_PARTITIONS set otherwise refuses to start, naming both
+numbers; one without it takes whatever is recorded. Before anything is recorded the
+default depends on the Redis: 16 on a Redis Cluster, where partitions spread the
+events over the masters, and 1 on one Redis, where partitions buy nothing (one thread
+serves them all) and a blocking read over 16 streams can only cost more (each wake-up
+scans every stream it names: +4 to +11% Redis CPU per message by median,
+bench/redis_ops.py, within this machine's noise). Changing the count means draining the
+streams first (see docs/architecture.md, "Event partitions").
 """
 
 from __future__ import annotations
@@ -15,7 +19,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from goldwire.protocol.keys import Keys
-from goldwire.protocol.partitions import MAX_EVENT_PARTITIONS, EventStreams
+from goldwire.protocol.partitions import (
+    DEFAULT_EVENT_PARTITIONS,
+    MAX_EVENT_PARTITIONS,
+    EventStreams,
+)
+from goldwire.store.connect import sharded
 
 
 class PartitionMismatchError(RuntimeError):
@@ -28,33 +37,46 @@ def check_partition_count(count: int) -> int:
     return count
 
 
+def default_partitions(redis: Any) -> int:
+    """The count a new deployment gets: 16 on a cluster, 1 on one Redis."""
+    return DEFAULT_EVENT_PARTITIONS if sharded(redis) else 1
+
+
 async def recorded_partitions(redis: Any, keys: Keys) -> int | None:
     """The deployment's count, or None before any process recorded one."""
     raw = await redis.get(keys.event_partition_count())
     return None if raw is None else int(raw)
 
 
-async def agree_on_partitions(redis: Any, keys: Keys, count: int) -> int:
-    """Record `count` as the deployment's if none is, else check it is the same;
-    raises PartitionMismatchError (one line, for the log and the exit) if not."""
+async def agree_on_partitions(redis: Any, keys: Keys, count: int | None) -> int:
+    """The deployment's count: `count` (or the default, when None) is recorded if none
+    is; a `count` that differs from the recorded one raises PartitionMismatchError
+    (one line, for the log and the exit); None takes the recorded one."""
     key = keys.event_partition_count()
-    await redis.set(key, count, nx=True)
+    proposed = check_partition_count(count) if count is not None else default_partitions(redis)
+    await redis.set(key, proposed, nx=True)
     recorded = await recorded_partitions(redis, keys)
-    if recorded is not None and recorded != count:
+    if recorded is None:  # deleted in between: what we proposed stands
+        return proposed
+    if count is not None and recorded != count:
         raise PartitionMismatchError(
             f"EVENT_PARTITIONS={count}, but this deployment's event stream has {recorded} "
-            f"partitions (Redis key {key}): set EVENT_PARTITIONS={recorded}, or drain the "
-            f"streams and delete the key to change it")
-    return count
+            f"partitions (Redis key {key}): set EVENT_PARTITIONS={recorded} or leave it "
+            f"unset, or drain the streams and delete the key to change it")
+    return recorded
 
 
-async def streams_to_read(redis: Any, keys: Keys, count: int,
+async def event_streams(redis: Any, keys: Keys, count: int | None) -> EventStreams:
+    """The deployment's event streams, agreed (see agree_on_partitions)."""
+    return EventStreams(keys, await agree_on_partitions(redis, keys, count))
+
+
+async def streams_to_read(redis: Any, keys: Keys, count: int | None,
                           families: tuple[str, ...]) -> list[str]:
     """What a service reads: every partition of its event families, and the
     pre-partition stream while it exists (an old gateway may still write it during a
-    rolling upgrade). Checks the count first (PartitionMismatchError)."""
-    await agree_on_partitions(redis, keys, count)
-    streams = EventStreams(keys, count)
+    rolling upgrade). Agrees on the count first (PartitionMismatchError)."""
+    streams = await event_streams(redis, keys, count)
     names = [stream for family in families for stream in streams.family(family)]
     if await redis.exists(keys.legacy_events()):
         names.append(keys.legacy_events())

@@ -43,7 +43,7 @@ from goldwire.protocol.offsets import format_offset
 from goldwire.protocol.partitions import EventStreams
 from goldwire.store.direct import DirectStore
 from goldwire.store.inbox import Inbox
-from goldwire.store.partitions import agree_on_partitions
+from goldwire.store.partitions import default_partitions, event_streams
 from goldwire.store.sessions import SessionStore
 
 if TYPE_CHECKING:
@@ -107,7 +107,9 @@ class GatewayNode:
         self.groups = GroupTable(self.broker)
         self.rooms = RoomHub(self.groups, self.broker, self.keys, self.metrics,
                              settings.room_policy())
-        self.event_streams = EventStreams(self.keys, settings.event_partitions)
+        # what this process would propose; start() takes the deployment's
+        self.event_streams = EventStreams(self.keys, settings.event_partitions
+                                          or default_partitions(self.broker.redis))
         self.outbox = Outbox(self.broker.redis, self.event_streams, self.node_id,
                              settings.events_maxlen, self.metrics)
         self.sessions = SessionStore(self.broker.redis, self.keys, settings.session_timeout_hours)
@@ -141,7 +143,9 @@ class GatewayNode:
     # --- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
         await self.broker.start(self.keys.node_channel(self.node_id).encode(), NodeControl(self))
-        await agree_on_partitions(self.broker.redis, self.keys, self.settings.event_partitions)
+        self.event_streams = await event_streams(self.broker.redis, self.keys,
+                                                 self.settings.event_partitions)
+        self.outbox.use(self.event_streams)
         self.outbox.start()
         await self._refresh_liveness()
         for loop_fn in (self._heartbeat_loop, self._liveness_loop, self._sweep_loop,

@@ -66,15 +66,20 @@ class Outbox:
     def __init__(self, redis: Redis, streams: EventStreams, node_id: str, maxlen: int,
                  metrics: GatewayMetrics) -> None:
         self.redis = redis
-        self.streams = streams
         self.node_id = node_id
-        self.maxlen = max(1, -(-maxlen // streams.count))  # per partition of each family
+        self.events_maxlen = maxlen
+        self.use(streams)
         self.metrics = metrics
         self._queue: deque[tuple[Any, ...]] = deque()
         self._wakeup = asyncio.Event()
         self._counter = 0
         self._task: asyncio.Task[None] | None = None
         self._prefix = f"{node_id}-{int(time.time() * 1000)}-"
+
+    def use(self, streams: EventStreams) -> None:
+        """Write events to these streams (the deployment's, once agreed at start)."""
+        self.streams = streams
+        self.maxlen = max(1, -(-self.events_maxlen // streams.count))  # per partition
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox")

@@ -19,6 +19,7 @@ from goldwire.store.connect import connect, sharded
 from goldwire.store.partitions import (
     PartitionMismatchError,
     agree_on_partitions,
+    event_streams,
     group_backlog,
     streams_to_read,
 )
@@ -213,3 +214,18 @@ async def test_the_count_is_agreed_and_the_legacy_stream_is_read(client, key_pre
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
+
+
+async def test_unset_the_count_is_the_deployments_or_the_default_for_the_redis(
+        client, key_prefix) -> None:
+    keys = Keys(key_prefix)
+    # a new deployment: 16 where partitions spread over masters, 1 on one Redis, where
+    # a blocking read over many streams only costs more
+    want = 16 if sharded(client) else 1
+    assert await agree_on_partitions(client, keys, None) == want
+    assert await client.get(keys.event_partition_count()) == str(want).encode()
+    # a process with EVENT_PARTITIONS unset takes what is recorded, whatever it is
+    other = Keys(key_prefix + ":other")
+    await agree_on_partitions(client, other, 5)
+    assert (await event_streams(client, other, None)).count == 5
+    assert (await event_streams(client, other, 5)).count == 5

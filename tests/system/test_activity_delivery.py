@@ -12,9 +12,8 @@ import pytest
 from redis.asyncio import Redis
 
 from goldwire.protocol.keys import Keys
-from goldwire.protocol.partitions import DEFAULT_EVENT_PARTITIONS, EventStreams
 from tests.activity_log import DAY, MIN, Log, write
-from tests.event_streams import group_backlog
+from tests.event_streams import deployment_streams, group_backlog
 from tests.support import Activity, until
 from tests.system.test_activity import get, metrics
 
@@ -131,7 +130,7 @@ async def test_killed_mid_batch_nothing_lost_nothing_twice(redis_server, key_pre
         # Every entry delivered again (the group rewound: redelivery of recorded, acknowledged
         # entries), then the whole log re-sent as new entries (a gateway re-sending).
         before = metrics(final.metrics())["events_duplicate_total"]
-        for stream in EventStreams(Keys(key_prefix), DEFAULT_EVENT_PARTITIONS).all():
+        for stream in (await deployment_streams(redis, key_prefix)).all():
             if await redis.exists(stream):
                 await redis.xgroup_setid(stream, group, "0")
         await write(redis, key_prefix, log.events)

@@ -40,7 +40,7 @@ async def test_a_bad_record_is_dead_lettered_and_the_stream_goes_on(redis_server
     redis = Redis.from_url(redis_server.url)
     try:
         ada = await Client.open(gateway.url, token("ada"))
-        bad_stream = stream_of(key_prefix, BAD)
+        bad_stream = await stream_of(redis, key_prefix, BAD)
         bad_id = (await redis.xadd(bad_stream, BAD)).decode()
         await ada.ok("join", room="doc:dl")  # good records, after the bad one
         await ada.recv_type("presence_update")  # presence handled the join
@@ -93,7 +93,7 @@ async def test_a_dead_consumer_loop_fails_health(redis_server, key_prefix) -> No
     try:
         assert await status(presence.http + "/healthz") == 200
         await redis.set(keys.dead_letters(), "not a stream")  # where failures would go
-        await redis.xadd(keys.event_partition(0), BAD)
+        await redis.xadd(await stream_of(redis, key_prefix, BAD), BAD)
 
         async def unhealthy() -> bool:
             return await status(presence.http + "/healthz") == 503
