@@ -74,7 +74,8 @@ class StreamConsumer:
     def __init__(self, redis: Redis, streams: Sequence[str], group: str, handle: Handler, *,
                  name: str | None = None, batch: int = 500, block_ms: int = 1000,
                  claim_idle_ms: int = 10_000, claim_every: float = 2.0,
-                 dead_letter: str | None = None, dead_letter_maxlen: int = 10_000) -> None:
+                 dead_letter: str | None = None, dead_letter_maxlen: int = 10_000,
+                 linger_ms: int = 0) -> None:
         self.redis = redis  # its socket timeout must exceed block_ms (or be None)
         if isinstance(streams, str):  # a str is a Sequence too: one stream per letter
             raise TypeError("streams is a list of stream names, not one name")
@@ -89,6 +90,10 @@ class StreamConsumer:
         self.claim_every = claim_every
         self.dead_letter = dead_letter  # None: failed records are only logged
         self.dead_letter_maxlen = dead_letter_maxlen
+        # After a read that was not full, wait this long before the next, so entries
+        # gather into one batch instead of a read, a handler call and an XACK each (a
+        # service whose readers need not answer within milliseconds: sessions, activity).
+        self.linger = linger_ms / 1000
         self.stats = ConsumerStats()
         # handled, acknowledged with the next read: stream -> ids
         self._unacked: dict[str, list[bytes]] = {}
@@ -127,6 +132,9 @@ class StreamConsumer:
                         chunks = await self._read_next()
                     if chunks:
                         await self._process(chunks)
+                        if self.linger and not own_pending and \
+                                sum(len(part) for _, part in chunks) < self.batch:
+                            await asyncio.sleep(self.linger)
                     else:
                         await self._drain()
                     delay = 0.1

@@ -57,6 +57,7 @@ class ActivityService(BackgroundService):
         s = self.settings
         return PipelinedConsumer(self._stream_redis, streams, self.consumer.group,
                                  self.recorder.prepare, self.apply, batch=s.activity_batch,
+                                 linger_ms=s.activity_read_linger_ms,
                                  claim_idle_ms=int(s.activity_claim_idle * 1000),
                                  dead_letter=self.keys.dead_letters(),
                                  dead_letter_maxlen=s.dead_letter_maxlen, name=name)

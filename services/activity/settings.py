@@ -19,6 +19,7 @@ class ActivitySettings(ServiceSettings):
     activity_minute_ttl: int = 2 * 86400  # seconds minute counters stay queryable
     activity_exact_users: int = 10_000  # above this, distinct users per hour/day are HLL only
     activity_batch: int = 1000  # XREADGROUP COUNT
+    activity_read_linger_ms: int = Field(50, ge=0, le=5000)  # see PRESENCE_READ_LINGER_MS
     dead_letter_maxlen: int = 10_000  # about this many failed records kept (<prefix>:events:dead)
     activity_script_chunk: int = 500  # events per Lua call (bounds how long Redis is busy)
     activity_claim_idle: float = 10.0  # seconds before a dead replica's events are claimed

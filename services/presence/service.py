@@ -65,7 +65,7 @@ class PresenceService(BackgroundService):
         """A reader of some partitions (all of them on one Redis: PartitionedConsumer)."""
         s = self.settings
         return StreamConsumer(self._stream_redis, streams, self.consumer.group, self.handle,
-                              batch=s.presence_batch,
+                              batch=s.presence_batch, linger_ms=s.presence_read_linger_ms,
                               claim_idle_ms=int(s.presence_claim_idle * 1000),
                               dead_letter=self.keys.dead_letters(),
                               dead_letter_maxlen=s.dead_letter_maxlen, name=name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from goldwire.service.settings import ServiceSettings
 
 
@@ -15,6 +17,9 @@ class PresenceSettings(ServiceSettings):
     presence_sweep_interval: int = 2  # seconds between dead-gateway sweeps
     presence_claim_idle: float = 10.0  # seconds before a dead consumer's entries are claimed
     presence_batch: int = 500
+    # ms a reader waits after a read that was not full (goldwire.streams.consumer): a
+    # join's diff waits at most this, and batches gather under load
+    presence_read_linger_ms: int = Field(5, ge=0, le=1000)
     dead_letter_maxlen: int = 10_000  # about this many failed records kept (<prefix>:events:dead)
     # Diff pacing (pacing.py): a room's diffs may cost about this many frame writes per
     # second (0 turns pacing off); a paced room waits at most the interval below.

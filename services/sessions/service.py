@@ -64,7 +64,7 @@ class SessionsService(BackgroundService):
         """A reader of some partitions (all of them on one Redis: PartitionedConsumer)."""
         s = self.settings
         return StreamConsumer(self._stream_redis, streams, self.consumer.group, self.handle,
-                              batch=s.sessions_batch,
+                              batch=s.sessions_batch, linger_ms=s.sessions_read_linger_ms,
                               claim_idle_ms=int(s.sessions_claim_idle * 1000),
                               dead_letter=self.keys.dead_letters(),
                               dead_letter_maxlen=s.dead_letter_maxlen, name=name)

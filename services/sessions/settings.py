@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from goldwire.service.settings import ServiceSettings
 
 
@@ -17,5 +19,6 @@ class SessionsSettings(ServiceSettings):
     sessions_cleanup_interval: int = 30  # seconds between expired-session cleanups
     sessions_claim_idle: float = 10.0
     sessions_batch: int = 500
+    sessions_read_linger_ms: int = Field(20, ge=0, le=5000)  # see PRESENCE_READ_LINGER_MS
     dead_letter_maxlen: int = 10_000  # about this many failed records kept (<prefix>:events:dead)
 

@@ -229,3 +229,32 @@ async def test_unset_the_count_is_the_deployments_or_the_default_for_the_redis(
     await agree_on_partitions(client, other, 5)
     assert (await event_streams(client, other, None)).count == 5
     assert (await event_streams(client, other, 5)).count == 5
+
+
+async def test_a_lingering_reader_gathers_what_arrives_into_one_batch(client, key_prefix) -> None:
+    keys = Keys(key_prefix)
+    [stream] = keys.event_partitions(1)
+    calls: list[int] = []
+
+    async def handle(entries: list[Entry]) -> None:
+        calls.append(len(entries))
+
+    lane = StreamConsumer(client, [stream], GROUP, handle, block_ms=100, linger_ms=400)
+    await lane.ensure_group()
+    task = asyncio.create_task(lane.run())
+    try:
+        await client.xadd(stream, {"n": "0"})
+
+        async def first() -> bool:
+            return calls == [1]
+        await until(first)
+        for i in range(1, 6):  # while it lingers after a read that was not full
+            await client.xadd(stream, {"n": str(i)})
+
+        async def gathered() -> bool:
+            return sum(calls) == 6
+        await until(gathered)
+        assert calls == [1, 5]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
