@@ -514,13 +514,11 @@ class Asgi(Ceiling):
 
 
 @dataclass
-class SocketIO:
-    """The peer: python-socketio AsyncServer + AsyncRedisManager under uvicorn
-    (bench/sio_server.py), one process, as many as Goldwire has gateways."""
+class SioPeer:
+    """A Socket.IO peer server: one process speaking Engine.IO/Socket.IO to the clients."""
 
     proc: subprocess.Popen[bytes]
     port: int
-    channel: str
 
     proto = "sio"
     path = SIO_PATH
@@ -535,6 +533,14 @@ class SocketIO:
 
     def stop(self, children: Children) -> None:
         children.stop(self.proc)
+
+
+@dataclass
+class SocketIO(SioPeer):
+    """The peer: python-socketio AsyncServer + AsyncRedisManager under uvicorn
+    (bench/sio_server.py), one process, as many as Goldwire has gateways."""
+
+    channel: str
 
     @classmethod
     async def start(cls, children: Children, cfg: Config, name: str) -> SocketIO:
@@ -572,25 +578,12 @@ def ensure_node_peer() -> None:
 
 
 @dataclass
-class NodeSocketIO:
+class NodeSocketIO(SioPeer):
     """Node's peer: Socket.IO 4.8 with @socket.io/redis-adapter on ioredis
     (bench/node/server.js), one process, as many as Goldwire has gateways. `key` is the
     adapter's channel prefix, unique per server so runs never hear each other."""
 
-    proc: subprocess.Popen[bytes]
-    port: int
     key: str
-
-    proto = "sio"
-    path = SIO_PATH
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def pids(self) -> list[int]:
-        return [self.proc.pid]
 
     @property
     def channel(self) -> str:
@@ -598,9 +591,6 @@ class NodeSocketIO:
         channels (`<key>#/#*`), on the same connection: once Redis counts a subscriber
         here, the pattern is in place too (PUBSUB NUMSUB does not count patterns)."""
         return f"{self.key}-request#/#"
-
-    def stop(self, children: Children) -> None:
-        children.stop(self.proc)
 
     @classmethod
     async def start(cls, children: Children, cfg: Config, name: str) -> NodeSocketIO:
@@ -1081,7 +1071,7 @@ async def load_system(system: str, cfg: Config, children: Children, pool: Pool,
             raise RuntimeError(f"{system}: no client could connect: {conn['errors']}")
         pub = publisher_for(server, cfg)
         await pub.open()
-        if isinstance(server, SocketIO | NodeSocketIO):
+        if isinstance(server, SioPeer):
             await wait_subscribed(cfg.redis_url, server.channel, server.proc)
         await asyncio.sleep(cfg.settle)
         quiet = await pool.quiet(still=0.5 if cfg.smoke else 1.0)

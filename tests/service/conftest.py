@@ -21,3 +21,14 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def plain_redis() -> Iterator[RedisServer]:
+    """A plain Redis beside the one-node cluster, for what differs on one Redis (one
+    XREADGROUP over many streams) or what turns a server's limits down."""
+    server = RedisServer(die_with_parent=True).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -7,7 +7,7 @@ agreed, and the pre-partition stream is still read while it exists."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -30,16 +30,6 @@ from services.gateway.outbox import Outbox
 
 pytestmark = pytest.mark.asyncio
 GROUP = "g"
-
-
-@pytest.fixture(scope="module")
-def plain_redis() -> Iterator[RedisServer]:
-    """A plain Redis beside the session's one-node cluster (tests/service/conftest.py)."""
-    server = RedisServer(die_with_parent=True).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["plain", "cluster"])

@@ -4,7 +4,7 @@ dropped without holding up the writes after it. Both used to vanish without a wo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -19,19 +19,9 @@ from services.gateway.outbox import Outbox
 pytestmark = pytest.mark.asyncio
 
 
-@pytest.fixture(scope="module")
-def private_redis() -> Iterator[RedisServer]:
-    """Its own Redis: the test turns its memory limit down."""
-    server = RedisServer(die_with_parent=True).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-async def redis(private_redis: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(private_redis.url)
+async def redis(plain_redis: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(plain_redis.url)
     try:
         yield client
     finally:
