@@ -15,8 +15,10 @@ streams first (see docs/architecture.md, "Event partitions").
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from redis.exceptions import ResponseError
 
 from goldwire.protocol.keys import Keys
 from goldwire.protocol.partitions import (
@@ -98,20 +100,36 @@ def stream_for_event(keys: Keys, event: Mapping[Any, Any], count: int) -> str:
     return EventStreams(keys, count).stream_for(kind, tenant, user)
 
 
+async def group_table(redis: Any, streams: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Every consumer group on these streams (one pipelined XINFO GROUPS each): group
+    name -> lag (not yet read; None when Redis cannot tell for some stream) and pending
+    (read, not yet acknowledged) added up, consumers the most any stream has. A stream
+    that does not exist yet is left out; if none answers, the first error is raised."""
+    pipe = redis.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xinfo_groups(stream)
+    answers = await pipe.execute(raise_on_error=False)
+    found = [groups for groups in answers if not isinstance(groups, Exception)]
+    if not found:
+        raise answers[0] if answers else ValueError("no streams")
+    table: dict[str, dict[str, Any]] = {}
+    for groups in found:
+        for group in groups:
+            row = table.setdefault(_text(group.get("name")) or "",
+                                   {"lag": 0, "pending": 0, "consumers": 0})
+            lag = group.get("lag")
+            row["lag"] = None if lag is None or row["lag"] is None else row["lag"] + int(lag)
+            row["pending"] += int(group.get("pending") or 0)
+            row["consumers"] = max(row["consumers"], int(group.get("consumers") or 0))
+    return table
+
+
 async def group_backlog(redis: Any, keys: Keys, group: str,
                         count: int) -> tuple[int, int | None]:
-    """(pending, lag) of a consumer group over every partition it reads: read, not yet
-    acknowledged; and not yet read. The lag is None if Redis cannot tell it for some
-    partition."""
-    pending = 0
-    lag: int | None = 0
-    for stream in EventStreams(keys, count).all():
-        if not await redis.exists(stream):
-            continue
-        info = [g for g in await redis.xinfo_groups(stream) if _text(g["name"]) == group]
-        if not info:  # a family this group does not read
-            continue
-        pending += int(info[0]["pending"])
-        part = info[0]["lag"]
-        lag = None if lag is None or part is None else lag + int(part)
-    return pending, lag
+    """(pending, lag) of a consumer group over every partition it reads (see
+    group_table); (0, 0) before any partition exists."""
+    try:
+        row = (await group_table(redis, EventStreams(keys, count).all())).get(group)
+    except ResponseError:  # no partition exists yet
+        return 0, 0
+    return (0, 0) if row is None else (row["pending"], row["lag"])

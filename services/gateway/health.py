@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from goldwire.store.partitions import group_table
+
 if TYPE_CHECKING:
     from goldwire.gateway.node import GatewayNode
 
@@ -131,33 +133,12 @@ class DeepHealth:
         pending (delivered, not acknowledged) and consumers of every group, over every
         partition of the event stream (lag and pending add up; consumers is the most
         any partition has), named by service when the group is `<prefix>:<service>`."""
-        keys = self.node.event_streams.all()
-        redis = self.node.broker.redis
+        count = self.node.event_streams.count
         try:
-            pipe = redis.pipeline(transaction=False)
-            for key in keys:
-                pipe.xinfo_groups(key)
-            answers = await pipe.execute(raise_on_error=False)
-        except Exception as exc:  # Redis down: the gateway check says so too
-            return {"partitions": self.node.event_streams.count, "groups": {},
-                    "error": str(exc) or type(exc).__name__}
-        found = [groups for groups in answers if not isinstance(groups, Exception)]
-        if not found:  # no partition exists yet (no service started), or every one failed
-            first = answers[0] if answers else RuntimeError("no partitions")
-            return {"partitions": self.node.event_streams.count, "groups": {},
-                    "error": str(first) or type(first).__name__}
+            groups = await group_table(self.node.broker.redis, self.node.event_streams.all())
+        except Exception as exc:  # no partition yet (no service started), or Redis down
+            return {"partitions": count, "groups": {}, "error": str(exc) or type(exc).__name__}
         mine = self.node.keys.consumer_group("")
-        table: dict[str, Answer] = {}
-        for groups in found:
-            for group in groups:
-                name = _text(group.get("name")).removeprefix(mine)
-                row = table.setdefault(name, {"lag": 0, "pending": 0, "consumers": 0})
-                lag = group.get("lag")
-                row["lag"] = None if lag is None or row["lag"] is None else row["lag"] + int(lag)
-                row["pending"] += int(group.get("pending") or 0)
-                row["consumers"] = max(row["consumers"], int(group.get("consumers") or 0))
-        return {"partitions": self.node.event_streams.count, "groups": table}
+        table = {name.removeprefix(mine): row for name, row in groups.items()}
+        return {"partitions": count, "groups": table}
 
-
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
