@@ -4,7 +4,9 @@ A deployment writes two families of partitions (goldwire.protocol.partitions), a
 as it agreed on in Redis (goldwire.store.partitions: 1 per family on one Redis, 16 on
 a cluster, unless EVENT_PARTITIONS says otherwise). A test that wants "the event stream"
 reads them all and orders the entries by id (each id starts with its Redis
-millisecond), and writes an event where the gateway would.
+millisecond; two entries of the same millisecond on different streams have no defined
+order, so a test that needs one connection's order sorts by the event's `seq`), and
+writes an event where the gateway would.
 """
 
 from __future__ import annotations
