@@ -10,7 +10,7 @@
 #   make test-system  tests/system: real gateways and services as processes
 #   make lint   ruff check
 #   make deploy-check validate Dockerfile, compose.yaml and every kustomize overlay offline
-#   make bench        benchmark suite, under 10 minutes: writes docs/benchmarks.md and its chart
+#   make bench        benchmark suite, about 12 minutes: writes docs/benchmarks.md and its chart
 #   make bench-smoke  every benchmark scenario tiny, under a minute (CI runs it)
 #   make demo   Goldwire and the documents example app (examples/documents); prints the URL
 #   make browser      Debian's chromium for the browser tests, when /usr/bin/chromium is missing

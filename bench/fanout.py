@@ -95,6 +95,8 @@ REPO = BENCH_DIR.parent
 ROOM = "bench:1"
 IDLE_ROOM = "bench:idle"
 IDLE_ROOM_SIZE = 10  # idle connections per room
+STORM_ROOM = "bench:storm"  # the connect storm's room, presence on
+QUIET_ROOM = "bench:storm-quiet"  # the same with presence off (ROOM_OPTIONS)
 TENANT = "default"  # tokens without a tenant claim
 MSG_TYPE = "document_update"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -379,6 +381,9 @@ def service_env(cfg: Config, prefix: str, port: int) -> dict[str, str]:
         "LOG_LEVEL": "warning",
         "WEBSOCKET_HEARTBEAT_INTERVAL": str(cfg.heartbeat),
         "DRAIN_TIMEOUT": "3",
+        # the connect storm's presence-off room: a room option, as a deployment would set
+        # it for a webinar lobby (goldwire.protocol.room_options)
+        "ROOM_OPTIONS": json.dumps([{"pattern": QUIET_ROOM + "*", "presence": False}]),
     })
     if cfg.jobs_redis_url:
         env["JOBS_REDIS_URL"] = cfg.jobs_redis_url
@@ -1125,6 +1130,47 @@ async def fanout_system(system: str, cfg: Config, children: Children, pool: Pool
     """`cfg.clients` sockets in one room, one step per rate in `cfg.rates`."""
     return await load_system(system, cfg, children, pool, redis_pids, step_base,
                              clients=cfg.clients, rooms=[ROOM], rates=cfg.rates)
+
+
+# --- connect storm ------------------------------------------------------------------------------
+async def storm_system(system: str, cfg: Config, children: Children, pool: Pool,
+                       clients: int, presence: bool = True) -> dict[str, Any]:
+    """`clients` sockets connecting at once into one room of a fresh server (everyone
+    opening the same document after a deploy): the seconds until every join was
+    answered, and until the room's presence traffic (each joiner the state, every
+    member a diff) had stopped. One JSON line, kind `storm`; `presence: false` runs
+    Goldwire's room with presence off by a room option (the peers have no presence)."""
+    room = STORM_ROOM if presence else QUIET_ROOM
+    label = system if presence else f"{system} (presence off)"
+    log(f"{label}: connect storm, {clients} clients into one room on a fresh server")
+    server = await start_server(system, cfg, children, "storm")
+    try:
+        frames = connect_frames(cfg, [f"storm-{i}" for i in range(clients)], room, server.proto)
+        cpu0 = total_cpu(server.pids)
+        conn = await pool.connect("127.0.0.1", server.port, frames, cfg.concurrency,
+                                  sources_for(clients, cfg.src_addrs), cfg.connect_timeout,
+                                  server.path, server.proto)
+        quiet = await pool.quiet(still=0.5 if cfg.smoke else 1.0, limit=120.0)
+        cpu = total_cpu(server.pids) - cpu0  # includes the quiet window's idle second
+        fill = round(conn["seconds"] + quiet["seconds"], 2)
+        res = {
+            "kind": "storm", "system": system, "presence": presence, "clients": clients,
+            "connected": conn["connected"], "failed": conn["failed"], "errors": conn["errors"],
+            "joined_seconds": conn["seconds"], "settle_seconds": quiet["seconds"],
+            "fill_seconds": fill, "frames_after_joins": quiet["frames"],
+            "server_cpu_s": round(cpu, 3),
+            "server_cpu_ms_per_connect": (round(1e3 * cpu / conn["connected"], 2)
+                                          if conn["connected"] else None),
+        }
+        log(f"{label}: {conn['connected']}/{clients} joined in {conn['seconds']} s, "
+            f"room quiet {quiet['seconds']} s later ({quiet['frames']} frames)"
+            + (f"; failures: {conn['errors']}" if conn["failed"] else ""))
+        emit(res)
+        return res
+    finally:
+        with contextlib.suppress(Exception):
+            await pool.all({"cmd": "close"}, timeout=60)
+        server.stop(children)
 
 
 # --- idle memory ---------------------------------------------------------------------------------

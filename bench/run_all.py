@@ -1,6 +1,6 @@
 """The benchmark suite: Goldwire, the peers and the ceiling, every scenario, one run.
 
-    make bench          # .venv/bin/python bench/run_all.py          (under 10 minutes)
+    make bench          # .venv/bin/python bench/run_all.py          (about 12 minutes)
     make bench-smoke    # .venv/bin/python bench/run_all.py --smoke  (under 60 s; CI runs it)
 
 Four systems, the same clients, the same machine (`bench/fanout.py` has the parts):
@@ -22,6 +22,11 @@ Scenarios, each system on a fresh server for each (`--scenarios` picks):
   deliveries/s, p50/p99/max latency, lost, duplicated, out of order, server CPU per
   delivery. A system's steps stop after two it did not sustain (p99 < 50 ms, no loss).
 * rooms: 5,000 clients in 500 rooms of 10, publishes spread over the rooms.
+* small-room: 100 clients in one room (a busy document), the rate stepped upward to
+  find the highest deliveries/s with p99 under 50 ms.
+* storm: 2,000 clients connecting at once into one room (everyone reopening the same
+  document after a deploy): seconds until every join is answered and the room's presence
+  traffic has stopped; Goldwire twice, presence on and presence off by a room option.
 * idle: server RSS per idle authenticated connection at 5,000 for every system; the
   connect rate of those connections (JWT verified, room joined, and for Goldwire the
   connection recorded: events, presence) is its own result line (kind `connect`).
@@ -78,6 +83,7 @@ from fanout import (
     load_system,
     pin_all_threads,
     raise_nofile,
+    storm_system,
 )
 
 from goldwire.cli.redis_server import RedisServer
@@ -85,8 +91,18 @@ from goldwire.cli.redis_server import RedisServer
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "benchmarks.md"
 CHART_NAME = "benchmarks-fanout.png"
-SCENARIOS = ("fanout", "rooms", "idle", "large-idle")
+SCENARIOS = ("fanout", "rooms", "small-room", "storm", "idle", "large-idle")
 SOCKETS_PER_WORKER = 15_000  # client sockets one client process holds (fd limit 20,000 here)
+
+
+STORM_SYSTEMS = ("goldwire", "socketio", "node")  # the ceiling joins no room
+SMALL_ROOM = "bench:small"
+
+
+def empty_results() -> dict[str, Any]:
+    """Result lines by scenario (as `kind` names them), then errors and skipped parts."""
+    return {"fanout": [], "rooms": [], "small-room": [], "storm": [], "idle": [],
+            "connect": [], "errors": [], "skipped": []}
 
 
 def log(msg: str) -> None:
@@ -106,10 +122,15 @@ class Plan:
     rooms: int = 500
     room_rates: list[float] = field(default_factory=lambda: [250, 500, 1000])
     room_inflight: int = 16
+    small_clients: int = 100
+    small_rates: list[float] = field(
+        default_factory=lambda: [50, 100, 200, 300, 400, 500, 600, 800, 1000])
+    small_duration: float = 3.0
+    storm_clients: int = 2000
     idle: int = 5000
     large_idle: int = 20_000
     large_sources: int = 4
-    time_limit: float = 540.0
+    time_limit: float = 720.0
     smoke: bool = False
 
 
@@ -128,13 +149,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--room-clients", type=int, help="many-rooms clients (5000; smoke 100)")
     p.add_argument("--rooms", type=int, help="many-rooms rooms (500; smoke 10)")
     p.add_argument("--room-rates", help="many-rooms msg/s steps over all rooms (250,500,1000)")
+    p.add_argument("--small-clients", type=int, help="small-room clients (100; smoke 20)")
+    p.add_argument("--small-rates", help="small-room msg/s steps (50,100,200,...,1000)")
+    p.add_argument("--storm-clients", type=int, help="connect-storm clients (2000; smoke 60)")
     p.add_argument("--idle-connections", type=int, help="idle connections (5000; smoke 100)")
     p.add_argument("--large-idle", type=int,
                    help="Goldwire's large idle count (20000, capped by the file limit; smoke 200)")
     p.add_argument("--large-sources", type=int, help="its loopback source addresses (4; smoke 2)")
     p.add_argument("--time-limit", type=float,
                    help="seconds after which scenarios not yet started are skipped "
-                        "(540; smoke 110)")
+                        "(720; smoke 110)")
     p.add_argument("--publish-via", choices=("client", "redis", "http"), default="client",
                    help="Goldwire publisher (see bench/fanout.py; client)")
     p.add_argument("--payload-bytes", type=int, default=100)
@@ -173,10 +197,13 @@ def make_plan(args: argparse.Namespace) -> Plan:
     if args.smoke:
         plan.clients, plan.rates, plan.duration = 50, [20, 40], 0.5
         plan.room_clients, plan.rooms, plan.room_rates = 100, 10, [100]
+        plan.small_clients, plan.small_rates, plan.small_duration = 20, [50], 0.5
+        plan.storm_clients = 60
         plan.idle, plan.large_idle, plan.large_sources = 100, 200, 2
         plan.time_limit = 110.0  # a hard bound; the smoke warns past 60 s
     for name, conv in (("clients", int), ("duration", float), ("room_clients", int),
-                       ("rooms", int), ("large_sources", int), ("time_limit", float)):
+                       ("rooms", int), ("large_sources", int), ("time_limit", float),
+                       ("small_clients", int), ("storm_clients", int)):
         value = getattr(args, name)
         if value is not None:
             setattr(plan, name, conv(value))
@@ -184,11 +211,14 @@ def make_plan(args: argparse.Namespace) -> Plan:
         plan.rates = floats(args.rates, "--rates")
     if args.room_rates:
         plan.room_rates = floats(args.room_rates, "--room-rates")
+    if args.small_rates:
+        plan.small_rates = floats(args.small_rates, "--small-rates")
     if args.idle_connections is not None:
         plan.idle = args.idle_connections
     if args.large_idle is not None:
         plan.large_idle = args.large_idle
-    if min(plan.clients, plan.room_clients, plan.rooms, plan.idle, plan.large_idle) <= 0:
+    if min(plan.clients, plan.room_clients, plan.rooms, plan.idle, plan.large_idle,
+           plan.small_clients, plan.storm_clients) <= 0:
         raise SystemExit("client, room and connection counts must be positive")
     return plan
 
@@ -219,8 +249,7 @@ class Run:
 
     def __init__(self, plan: Plan, cfg: Config, children: Children, redis_pid: int) -> None:
         self.plan, self.cfg, self.children, self.redis_pid = plan, cfg, children, redis_pid
-        self.results: dict[str, Any] = {"fanout": [], "rooms": [], "idle": [], "connect": [],
-                                        "errors": [], "skipped": []}
+        self.results: dict[str, Any] = empty_results()
         self.deadline = time.monotonic() + plan.time_limit
         self.pool: Pool | None = None
 
@@ -261,6 +290,27 @@ class Run:
                         clients=plan.room_clients, rooms=names, rates=plan.room_rates,
                         inflight=plan.room_inflight, kind="rooms"))
                     res["rooms"] += out or []
+            if "small-room" in plan.scenarios:
+                small = dataclasses.replace(cfg, duration=plan.small_duration)
+                for k, system in enumerate(plan.systems):
+                    out = await self.attempt("small-room", system, lambda s=system, k=k:
+                                             load_system(s, small, children, pool,
+                                                         (self.redis_pid,), 20_000 + 1000 * k,
+                                                         clients=plan.small_clients,
+                                                         rooms=[SMALL_ROOM],
+                                                         rates=plan.small_rates,
+                                                         kind="small-room"))
+                    res["small-room"] += out or []
+            if "storm" in plan.scenarios:
+                runs = [(s, True) for s in plan.systems if s in STORM_SYSTEMS]
+                if "goldwire" in plan.systems:
+                    runs.insert(1, ("goldwire", False))
+                for system, presence in runs:
+                    out = await self.attempt("storm", system, lambda s=system, p=presence:
+                                             storm_system(s, cfg, children, pool,
+                                                          plan.storm_clients, p))
+                    if out:
+                        res["storm"].append(out)
             if "idle" in plan.scenarios:
                 for system in plan.systems:
                     out = await self.attempt("idle", system, lambda s=system: idle_system(
@@ -312,7 +362,7 @@ def harness_problems(plan: Plan, res: dict[str, Any]) -> list[str]:
     problems = [f"{e['scenario']} / {e['system']}: {e['error'][:300]}" for e in res["errors"]]
     problems += [f"{s['scenario']} / {s['system']}: skipped (time limit)"
                  for s in res["skipped"]]
-    for kind in ("fanout", "rooms"):
+    for kind in ("fanout", "rooms", "small-room"):
         if kind not in plan.scenarios:
             continue
         for system in plan.systems:
@@ -327,6 +377,10 @@ def harness_problems(plan: Plan, res: dict[str, Any]) -> list[str]:
                     bad["delivered"] = 0
                 if bad:
                     problems.append(f"{kind} / {system} at {r['rate']:g} msg/s: {bad}")
+    for r in res["storm"]:
+        if r["failed"] or not r["connected"]:
+            problems.append(f"storm / {r['system']}: {r['failed']} of {r['clients']} failed: "
+                            f"{r['errors']}")
     for r in res["idle"]:
         if r["failed"]:
             problems.append(f"idle / {r['system']}: {r['failed']} connections failed: "
@@ -433,7 +487,7 @@ def page(plan: Plan, res: dict[str, Any], tgts: list[dict[str, Any]],
         "### How to rerun",
         "",
         "```",
-        "make bench         # this page and the chart, under 10 minutes",
+        "make bench         # this page and the chart, about 12 minutes",
         "make bench-smoke   # every scenario tiny, under a minute (CI runs it)",
         ".venv/bin/python bench/run_all.py --scenarios fanout --systems goldwire,socketio,node "
         "--rates 20,40",
@@ -557,8 +611,7 @@ def conclude(plan: Plan, res: dict[str, Any], meta: dict[str, Any], doc: Path | 
 
 def render(args: argparse.Namespace) -> int:
     """Rebuild the tables, the page and the chart from a run's saved stdout."""
-    res: dict[str, Any] = {"fanout": [], "rooms": [], "idle": [], "connect": [], "errors": [],
-                           "skipped": []}
+    res = empty_results()
     meta: dict[str, Any] | None = None
     with open(args.render) as fh:
         for line in fh:
@@ -566,7 +619,7 @@ def render(args: argparse.Namespace) -> int:
                 continue
             obj = json.loads(line)
             kind = obj.get("kind")
-            if kind in ("fanout", "rooms", "idle", "connect"):
+            if kind in ("fanout", "rooms", "small-room", "storm", "idle", "connect"):
                 res[kind].append(obj)
             elif kind == "error":
                 res["errors"].append(obj)
