@@ -553,7 +553,7 @@ class SocketIO(SioPeer):
         channel = f"bench-sio-{secrets.token_hex(3)}"
         argv = [sys.executable, str(BENCH_DIR / "sio_server.py"), "--port", str(port),
                 "--redis-url", cfg.redis_url, "--channel", channel,
-                "--jwt-secret", cfg.secret, "--ping-interval", str(cfg.heartbeat)]
+                f"--jwt-secret={cfg.secret}", "--ping-interval", str(cfg.heartbeat)]
         proc = children.spawn(name, argv, cfg.server_cpus)
         await wait_port("127.0.0.1", port, proc, "socketio server")
         return cls(proc, port, channel)
@@ -604,7 +604,7 @@ class NodeSocketIO(SioPeer):
         key = f"bench-node-{secrets.token_hex(3)}"
         argv = ["node", str(NODE_DIR / "server.js"), "--port", str(port),
                 "--redis-url", cfg.redis_url, "--key", key,
-                "--jwt-secret", cfg.secret, "--ping-interval", str(cfg.heartbeat)]
+                f"--jwt-secret={cfg.secret}", "--ping-interval", str(cfg.heartbeat)]
         proc = children.spawn(name, argv, cfg.server_cpus)
         await wait_port("127.0.0.1", port, proc, "node socket.io server")
         return cls(proc, port, key)
@@ -836,7 +836,7 @@ class Config:
     redis: str = "single"  # or "cluster": LocalCluster plus a plain jobs Redis
     redis_url: str = ""
     jobs_redis_url: str = ""  # JOBS_REDIS_URL of every Goldwire process, when set
-    secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    secret: str = field(default_factory=lambda: "bench-" + secrets.token_urlsafe(32))
     api_key: str = field(default_factory=lambda: "bench-" + secrets.token_urlsafe(16))
     smoke: bool = False
     services: bool = True  # start Goldwire's services beside the gateway

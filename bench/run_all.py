@@ -124,7 +124,7 @@ class Plan:
     room_inflight: int = 16
     small_clients: int = 100
     small_rates: list[float] = field(
-        default_factory=lambda: [50, 100, 200, 300, 400, 500, 600, 800, 1000])
+        default_factory=lambda: [50, 100, 200, 400, 600, 800, 1000, 1200, 1500])
     small_duration: float = 3.0
     storm_clients: int = 2000
     idle: int = 5000
@@ -150,7 +150,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rooms", type=int, help="many-rooms rooms (500; smoke 10)")
     p.add_argument("--room-rates", help="many-rooms msg/s steps over all rooms (250,500,1000)")
     p.add_argument("--small-clients", type=int, help="small-room clients (100; smoke 20)")
-    p.add_argument("--small-rates", help="small-room msg/s steps (50,100,200,...,1000)")
+    p.add_argument("--small-rates", help="small-room msg/s steps (50,100,200,400,...,1500)")
     p.add_argument("--storm-clients", type=int, help="connect-storm clients (2000; smoke 60)")
     p.add_argument("--idle-connections", type=int, help="idle connections (5000; smoke 100)")
     p.add_argument("--large-idle", type=int,
