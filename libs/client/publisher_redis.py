@@ -14,6 +14,8 @@ result recorded in the gateway's format), and notifications through its
 Like the gateway's HTTP API, each publish also adds a `publish` event to the
 events stream for the activity service (best effort: a failure there is
 logged, never raised, as the gateway's outbox also drops events it cannot write).
+The events are written behind the publishes, pipelined (event_writer.py), so a
+publish is one round trip; `aclose()` writes what is still queued.
 
 Settings must match the gateway's (`GOLDWIRE_KEY_PREFIX`, history size and
 TTL, idempotency window, `MAX_PUBLISH_BYTES`); the defaults are the gateway's
@@ -39,6 +41,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from goldwire.client.backoff import ExponentialBackoff, with_retries
 from goldwire.client.errors import PublishError, PublishRejected, PublishUnavailable
+from goldwire.client.event_writer import EventWriter
 from goldwire.client.publisher import BatchItem, Publisher, prepare
 from goldwire.protocol.events import event_fields
 from goldwire.protocol.frames import room_frame_parts
@@ -99,6 +102,7 @@ class RedisPublisher(Publisher):
         self._event_prefix = f"{self.publisher_id}-{int(time.time() * 1000)}-"
         self._event_counter = 0
         self._partitions: int | None = None  # the deployment's, read at the first event
+        self.events = EventWriter(self.redis, EVENTS_MAXLEN)
 
     async def _event_stream(self, kind: str, tenant: str, user: str | None) -> str:
         """The partition of the event stream this event goes to, by the deployment's
@@ -134,6 +138,8 @@ class RedisPublisher(Publisher):
                                         f"{self.max_publish_bytes}"})
 
     async def aclose(self) -> None:
+        """Write the events still queued, then close the connections."""
+        await self.events.drain()
         await self.redis.aclose()
 
     # --- one attempt -------------------------------------------------------------------
@@ -207,7 +213,8 @@ class RedisPublisher(Publisher):
                              **{**fields, "source": "api"})
         try:
             stream = await self._event_stream("publish", fields["tenant"], None)
-            await self.redis.xadd(stream, entry, maxlen=EVENTS_MAXLEN // (self._partitions or 1),
-                                  approximate=True)
         except RedisError as exc:
             log.warning("publish event not recorded: %s", exc)
+            return
+        self.events.maxlen = EVENTS_MAXLEN // (self._partitions or 1)
+        self.events.add(stream, entry)
