@@ -5,7 +5,9 @@ publish's round trips, and a backend publishing one room's messages in order (ea
 after the last) could then publish only about 900 a second on this machine. Events
 are best effort (a failure is logged, never raised, as the gateway's outbox does),
 so they need not hold the publish up: they are queued in order and written by one
-background task, as many as have gathered in one pipeline.
+background task, which waits `linger` seconds (10 ms) for more to gather and then
+writes all of them in one pipeline: one room's ordered publishes, each awaiting the
+last, would otherwise leave one event per pipeline.
 
 The queue is bounded: while Redis refuses, events past `limit` are dropped and
 counted (`dropped`), never the publishes themselves. `drain()` waits until every
@@ -24,11 +26,14 @@ from redis.exceptions import RedisError
 log = logging.getLogger("goldwire.client.publisher")
 
 DEFAULT_LIMIT = 10_000  # events queued while Redis is slow or away
+DEFAULT_LINGER = 0.010  # seconds an event waits for others to share its pipeline
 
 
 class EventWriter:
-    def __init__(self, redis: Any, maxlen: int, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, redis: Any, maxlen: int, limit: int = DEFAULT_LIMIT,
+                 linger: float = DEFAULT_LINGER) -> None:
         self.redis = redis
+        self.linger = linger
         self.maxlen = maxlen  # per stream, approximate (XADD MAXLEN ~)
         self.limit = limit
         self.dropped = 0
@@ -49,6 +54,8 @@ class EventWriter:
 
     async def _write(self) -> None:
         while self._queue:
+            if self.linger > 0:
+                await asyncio.sleep(self.linger)
             batch, self._queue = self._queue, []
             pipe = self.redis.pipeline(transaction=False)
             for stream, fields in batch:

@@ -114,8 +114,8 @@ class RedisPublisher(Publisher):
 
     async def publish(self, request: PublishRequest) -> PublishResult:
         req = prepare(request)
-        self._check_size(req)
-        return await with_retries(lambda: self._attempt(req), self.retries, self.backoff)
+        parts = self._check_size(req)
+        return await with_retries(lambda: self._attempt(req, parts), self.retries, self.backoff)
 
     async def publish_batch(self, items: Sequence[BatchItem]) -> list[PublishResult]:
         """One by one, in order, like the gateway's batch endpoint; each item retries alone.
@@ -125,17 +125,20 @@ class RedisPublisher(Publisher):
             self._check_size(req)
         return [await self.publish(req) for req in requests]
 
-    def _check_size(self, req: PublishRequest) -> None:
-        """The gateway's rule: the frame a socket would receive, over MAX_PUBLISH_BYTES."""
+    def _check_size(self, req: PublishRequest) -> tuple[bytes, bytes] | None:
+        """The gateway's rule: the frame a socket would receive, over MAX_PUBLISH_BYTES.
+        Returns a room message's frame parts (built once, published as they are)."""
+        parts = None
         if req.room is not None:
-            head, tail = room_frame_parts(req.type.value, req.room, req.data, req.from_)
-            size = len(head) + len(tail) + FRAME_EXTRA
+            parts = room_frame_parts(req.type.value, req.room, req.data, req.from_)
+            size = len(parts[0]) + len(parts[1]) + FRAME_EXTRA
         else:
             size = len(direct_frame(req.type.value, req.data, req.from_, 0)) + FRAME_EXTRA
         if size > self.max_publish_bytes:
             raise PublishRejected(413, {"code": "too_large", "message":
                                         f"message is {size} bytes; MAX_PUBLISH_BYTES is "
                                         f"{self.max_publish_bytes}"})
+        return parts
 
     async def aclose(self) -> None:
         """Write the events still queued, then close the connections."""
@@ -143,20 +146,22 @@ class RedisPublisher(Publisher):
         await self.redis.aclose()
 
     # --- one attempt -------------------------------------------------------------------
-    async def _attempt(self, req: PublishRequest) -> PublishResult:
+    async def _attempt(self, req: PublishRequest,
+                       parts: tuple[bytes, bytes] | None) -> PublishResult:
         try:
             if req.room is not None:
-                return await self._room(req)
+                assert parts is not None
+                return await self._room(req, parts)
             return await self._direct(req)
         except RETRYABLE as exc:
             raise PublishUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
         except RedisError as exc:
             raise PublishError(f"redis refused the publish: {exc}") from exc
 
-    async def _room(self, req: PublishRequest) -> PublishResult:
+    async def _room(self, req: PublishRequest, parts: tuple[bytes, bytes]) -> PublishResult:
         assert req.room is not None and req.idempotency_key is not None
         tenant, room = req.tenant, req.room
-        head, tail = room_frame_parts(req.type.value, room, req.data, req.from_)
+        head, tail = parts
         offset, dup = await self.rooms.publish(tenant, room, head, tail, req.idempotency_key)
         result = PublishResult(offset=offset, duplicate=dup)
         if not result.duplicate:
